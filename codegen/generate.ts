@@ -1,0 +1,99 @@
+/**
+ * Specialises a template for one config: the config's numbers become WGSL
+ * constants, the result is parsed back with wgsl_reflect, and its bindings,
+ * workgroup size and dispatch are returned as data.
+ */
+import { TEMPLATES } from '../templates/generated.js';
+import { configKey, outputShape, shortId, tensorSizes, type ConvBNConfig } from './config.js';
+import { bindingElements, dispatchFor, gridExtent, KERNELS, type KernelVariant } from './kernels.js';
+import { boolLiteral, f32Literal, i32Literal, u32Literal } from './wgsl/literals.js';
+import { reflectShader } from './wgsl/reflect.js';
+
+export interface KernelBinding {
+  readonly name: string;
+  readonly group: number;
+  readonly binding: number;
+  readonly access: 'read' | 'read_write';
+  readonly elements: number;
+  readonly bytes: number;
+}
+
+export interface GeneratedKernel {
+  /** File-name-safe id: kind, flags and a hash of the key. */
+  readonly id: string;
+  /** Built from the variant and the config; equal keys mean identical WGSL. */
+  readonly key: string;
+  readonly variant: KernelVariant;
+  readonly config: ConvBNConfig;
+  readonly code: string;
+  readonly entryPoint: string;
+  readonly workgroupSize: readonly [number, number, number];
+  readonly dispatch: readonly [number, number, number];
+  readonly bindings: readonly KernelBinding[];
+}
+
+export const ENTRY_POINT = 'main';
+
+export function variantKey(variant: KernelVariant): string {
+  const spec = KERNELS[variant.kind];
+  return `${variant.kind}{${spec.flags.map((f) => `${f}=${variant.flags[f] ? 1 : 0}`).join(',')}}`;
+}
+
+export function kernelKey(variant: KernelVariant, c: ConvBNConfig): string {
+  return `${variantKey(variant)}|${configKey(c)}`;
+}
+
+function checkFlags(variant: KernelVariant): void {
+  const spec = KERNELS[variant.kind];
+  if (!spec) throw new Error(`unknown kernel kind '${String(variant.kind)}'`);
+  for (const f of spec.flags) {
+    if (typeof variant.flags[f] !== 'boolean') throw new Error(`kernel ${variant.kind} needs boolean flag ${f}`);
+  }
+  for (const f of Object.keys(variant.flags)) {
+    if (!spec.flags.includes(f as never)) throw new Error(`kernel ${variant.kind} has no flag ${f}`);
+  }
+}
+
+function constantsHeader(variant: KernelVariant, c: ConvBNConfig, dispatchX: number): string {
+  const spec = KERNELS[variant.kind];
+  const out = outputShape(c);
+  const sizes = tensorSizes(c);
+  const u32s: [string, number][] = [
+    ['N', c.N], ['CIN', c.Cin], ['COUT', c.Cout], ['H', c.H], ['W', c.W], ['HOUT', out.H], ['WOUT', out.W],
+    ['KH', c.kH], ['KW', c.kW], ['STRIDE_H', c.strideH], ['STRIDE_W', c.strideW],
+    ['DILATION_H', c.dilationH], ['DILATION_W', c.dilationW],
+    ['GROUPS', c.groups], ['CIN_PER_GROUP', c.Cin / c.groups], ['COUT_PER_GROUP', c.Cout / c.groups],
+    ['X_SIZE', sizes.x], ['Y_SIZE', sizes.y], ['W_SIZE', sizes.weight], ['CHANNEL_SIZE', c.N * out.H * out.W],
+    ['WORKGROUP_SIZE', spec.workgroupSize], ['DISPATCH_X', dispatchX],
+  ];
+  const lines = [
+    `// convbn kernel ${variantKey(variant)}`,
+    `// config ${configKey(c)}`,
+    ...u32s.map(([name, v]) => `const ${name}: u32 = ${u32Literal(v)};`),
+    `const PAD_TOP: i32 = ${i32Literal(c.padTop)};`,
+    `const PAD_LEFT: i32 = ${i32Literal(c.padLeft)};`,
+    `const EPS: f32 = ${f32Literal(c.eps)};`,
+    `const MOMENTUM: f32 = ${f32Literal(c.momentum)};`,
+    ...spec.flags.map((f) => `const ${f}: bool = ${boolLiteral(variant.flags[f])};`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+export function generateKernel(variant: KernelVariant, c: ConvBNConfig): GeneratedKernel {
+  checkFlags(variant);
+  const spec = KERNELS[variant.kind];
+  const dispatch = dispatchFor(gridExtent(spec, c).workgroups);
+  const code = `${constantsHeader(variant, c, dispatch[0])}\n${TEMPLATES.common}\n${TEMPLATES[spec.template]}`;
+  const reflected = reflectShader(code, ENTRY_POINT);
+  if (reflected.workgroupSize[0] * reflected.workgroupSize[1] * reflected.workgroupSize[2] !== spec.workgroupSize) {
+    throw new Error(`${variant.kind}: reflected workgroup size ${reflected.workgroupSize} != ${spec.workgroupSize}`);
+  }
+  const bindings = reflected.bindings.map((b) => {
+    const elements = bindingElements(b.name, c);
+    return { ...b, elements, bytes: elements * 4 };
+  });
+  const key = kernelKey(variant, c);
+  const flagPart = spec.flags.filter((f) => variant.flags[f]).map((f) => f.toLowerCase()).join('-');
+  const id = `${variant.kind}${flagPart ? `.${flagPart}` : ''}.${shortId(key)}`;
+  return { id, key, variant, config: c, code, entryPoint: ENTRY_POINT, workgroupSize: reflected.workgroupSize, dispatch, bindings };
+}

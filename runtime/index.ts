@@ -1,0 +1,10 @@
+/** convbn's public API. */
+export { createEngine } from './engine.js';
+export type * from './types.js';
+export {
+  normalizeConfig, outputShape, tensorSizes, configKey, forwardFlops, MODES,
+  type ConvBNConfig, type ConvBNConfigInput, type Mode, type OutputShape, type PaddingInput,
+} from '../codegen/config.js';
+export { ConvBNInputError } from '../codegen/errors.js';
+export { NoWebGPUError } from './webgpu/device.js';
+export { foldParams } from './validate.js';

@@ -1,0 +1,733 @@
+// @ts-nocheck  (AssemblyScript source: compiled by asc, not by tsc)
+/**
+ * convbn WebAssembly kernels (AssemblyScript, 128-bit SIMD).
+ *
+ * Every export has the signature (params: usize, task: i32): the host writes
+ * an i32/f32 parameter block into wasm memory and runs tasks 0..n-1 spread over
+ * threads. A task always does the same arithmetic whichever thread runs it, and
+ * every reduction is split in a fixed way (per task, then in task order), so
+ * results do not depend on the thread count.
+ *
+ * No allocation happens here (--runtime stub): the host owns the memory.
+ * Parameter indices are mirrored in runtime/wasm/layout.ts.
+ */
+
+@inline function pi(p: usize, i: i32): i32 { return load<i32>(p + (<usize>i << 2)); }
+@inline function pu(p: usize, i: i32): usize { return <usize>load<u32>(p + (<usize>i << 2)); }
+@inline function pf(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
+/** Address of float element i. */
+@inline function at(base: usize, i: i32): usize { return base + (<usize>i << 2); }
+@inline function imin(a: i32, b: i32): i32 { return a < b ? a : b; }
+@inline function imax(a: i32, b: i32): i32 { return a > b ? a : b; }
+
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+@inline function storeN(p: usize, v: v128, n: i32): void {
+  if (n >= 4) { v128.store(p, v); return; }
+  if (n > 0) store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+}
+
+// ---------------------------------------------------------------------------
+// Input packing: zero padding, zero insertion (for transposed convs) and
+// stride-phase split, so the SIMD kernels read unit-stride rows with no bounds.
+// dst[plane][r][ph][j] = src[plane][(r - padT) / upH][(j*S + ph - padL) / upW]
+// when both divisions are exact and in range, else 0.
+// ---------------------------------------------------------------------------
+const PK_PLANES = 0, PK_SRCH = 1, PK_SRCW = 2, PK_UPH = 3, PK_UPW = 4, PK_PADT = 5, PK_PADL = 6,
+  PK_R = 7, PK_S = 8, PK_PW = 9, PK_SRC = 10, PK_DST = 11, PK_PPT = 12;
+
+export function pack_input(p: usize, task: i32): void {
+  const planes = pi(p, PK_PLANES), srcH = pi(p, PK_SRCH), srcW = pi(p, PK_SRCW);
+  const upH = pi(p, PK_UPH), upW = pi(p, PK_UPW), padT = pi(p, PK_PADT), padL = pi(p, PK_PADL);
+  const R = pi(p, PK_R), S = pi(p, PK_S), PW = pi(p, PK_PW);
+  const src = pu(p, PK_SRC), dst = pu(p, PK_DST), ppt = pi(p, PK_PPT);
+  const rowLen = S * PW;
+  const p0 = task * ppt, p1 = imin(planes, p0 + ppt);
+  for (let pl = p0; pl < p1; pl++) {
+    const sbase = at(src, pl * srcH * srcW);
+    const dbase = at(dst, pl * R * rowLen);
+    for (let r = 0; r < R; r++) {
+      const drow = at(dbase, r * rowLen);
+      const ru = r - padT;
+      let sr = -1;
+      if (ru >= 0 && ru % upH == 0) {
+        const q = ru / upH;
+        if (q < srcH) sr = q;
+      }
+      if (sr < 0) {
+        memory.fill(drow, 0, <usize>rowLen << 2);
+        continue;
+      }
+      const srow = at(sbase, sr * srcW);
+      if (S == 1 && upW == 1) {
+        const lo = imax(0, padL);
+        const hi = imin(PW, padL + srcW);
+        if (hi <= lo) {
+          memory.fill(drow, 0, <usize>PW << 2);
+          continue;
+        }
+        if (lo > 0) memory.fill(drow, 0, <usize>lo << 2);
+        memory.copy(at(drow, lo), at(srow, lo - padL), <usize>(hi - lo) << 2);
+        if (hi < PW) memory.fill(at(drow, hi), 0, <usize>(PW - hi) << 2);
+      } else {
+        for (let ph = 0; ph < S; ph++) {
+          const dph = at(drow, ph * PW);
+          for (let j = 0; j < PW; j++) {
+            const cu = j * S + ph - padL;
+            let v: f32 = 0;
+            if (cu >= 0 && cu % upW == 0) {
+              const q = cu / upW;
+              if (q < srcW) v = load<f32>(at(srow, q));
+            }
+            store<f32>(at(dph, j), v);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Weight packing (one task per group). The conv problem has G groups, C input
+// and CO output channels per group and a kH x kW kernel.
+// layout 0: OIHW copy, times scale[o] when scale != 0.
+// layout 1: forward blocks  dst[g][cob][kh][kw][c][blk] = W[g*CO+co][c][kh][kw] * scale[g*CO+co]
+// layout 2: transposed (dgrad) blocks from W of shape [G*C][CO][kH][kW] (the
+//           original forward weights), flipped: W[g*C+c][co][kH-1-kh][kW-1-kw] * scale[g*C+c]
+// Output channels past CO in the last block are zero.
+// ---------------------------------------------------------------------------
+const PW_G = 0, PW_CO = 1, PW_C = 2, PW_KH = 3, PW_KW = 4, PW_SRC = 5, PW_SCALE = 6, PW_DST = 7,
+  PW_LAYOUT = 8, PW_BLK = 9;
+
+export function pack_weights(p: usize, task: i32): void {
+  const G = pi(p, PW_G), CO = pi(p, PW_CO), C = pi(p, PW_C), kH = pi(p, PW_KH), kW = pi(p, PW_KW);
+  const src = pu(p, PW_SRC), scale = pu(p, PW_SCALE), dst = pu(p, PW_DST);
+  const layout = pi(p, PW_LAYOUT), blk = pi(p, PW_BLK);
+  const K = kH * kW;
+  const g = task;
+  if (layout == 0) {
+    const per = C * K;
+    for (let o = g * CO; o < (g + 1) * CO; o++) {
+      const s: f32 = scale != 0 ? load<f32>(at(scale, o)) : 1;
+      for (let i = 0; i < per; i++) store<f32>(at(dst, o * per + i), load<f32>(at(src, o * per + i)) * s);
+    }
+    return;
+  }
+  const nb = (CO + blk - 1) / blk;
+  for (let b = 0; b < nb; b++) {
+    for (let kh = 0; kh < kH; kh++) {
+      for (let kw = 0; kw < kW; kw++) {
+        for (let c = 0; c < C; c++) {
+          for (let i = 0; i < blk; i++) {
+            const co = b * blk + i;
+            const d = ((((g * nb + b) * kH + kh) * kW + kw) * C + c) * blk + i;
+            let v: f32 = 0;
+            if (co < CO) {
+              if (layout == 1) {
+                const o = g * CO + co;
+                v = load<f32>(at(src, ((o * C + c) * kH + kh) * kW + kw));
+                if (scale != 0) v *= load<f32>(at(scale, o));
+              } else {
+                const o = g * C + c;
+                v = load<f32>(at(src, ((o * CO + co) * kH + (kH - 1 - kh)) * kW + (kW - 1 - kw)));
+                if (scale != 0) v *= load<f32>(at(scale, o));
+              }
+            }
+            store<f32>(at(dst, d), v);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Direct convolution on packed input ("valid" correlation, stride sH on rows,
+// stride folded into phases on columns). Output [N][G*CO][Ho][Wo].
+// Epilogue: out = acc + bias[oc]; if out2: out2 = (out - m2[oc]) * s2[oc] + b2[oc].
+// Tasks: n, g, row chunk, column chunk.
+// ---------------------------------------------------------------------------
+const CV_N = 0, CV_G = 1, CV_C = 2, CV_CO = 3, CV_R = 4, CV_S = 5, CV_PW = 6, CV_KH = 7, CV_KW = 8,
+  CV_SH = 9, CV_DH = 10, CV_DW = 11, CV_HO = 12, CV_WO = 13, CV_X = 14, CV_W = 15, CV_OUT = 16,
+  CV_BIAS = 17, CV_OUT2 = 18, CV_M2 = 19, CV_S2 = 20, CV_B2 = 21, CV_RPT = 22, CV_CPT = 23, CV_PLANE = 24;
+
+@inline function epilogue(p: usize, oc: i32, v: v128, op: usize, op2: usize, n: i32): void {
+  const bias = pu(p, CV_BIAS);
+  if (bias != 0) v = f32x4.add(v, v128.load32_splat(at(bias, oc)));
+  storeN(op, v, n);
+  if (op2 != 0) {
+    const y = f32x4.add(
+      f32x4.mul(f32x4.sub(v, v128.load32_splat(at(pu(p, CV_M2), oc))), v128.load32_splat(at(pu(p, CV_S2), oc))),
+      v128.load32_splat(at(pu(p, CV_B2), oc)));
+    storeN(op2, y, n);
+  }
+}
+
+export function conv_direct4(p: usize, task: i32): void {
+  const G = pi(p, CV_G), C = pi(p, CV_C), CO = pi(p, CV_CO);
+  const S = pi(p, CV_S), PW = pi(p, CV_PW), kH = pi(p, CV_KH), kW = pi(p, CV_KW);
+  const sH = pi(p, CV_SH), dH = pi(p, CV_DH), dW = pi(p, CV_DW), Ho = pi(p, CV_HO), Wo = pi(p, CV_WO);
+  const x = pu(p, CV_X), w = pu(p, CV_W), out = pu(p, CV_OUT), out2 = pu(p, CV_OUT2);
+  const rpt = pi(p, CV_RPT), cpt = pi(p, CV_CPT), plane = pi(p, CV_PLANE);
+  const rowChunks = (Ho + rpt - 1) / rpt, colChunks = (Wo + cpt - 1) / cpt;
+  let t = task;
+  const cc = t % colChunks; t /= colChunks;
+  const rc = t % rowChunks; t /= rowChunks;
+  const g = t % G;
+  const n = t / G;
+  const r0 = rc * rpt, r1 = imin(Ho, r0 + rpt);
+  const c0 = cc * cpt, c1 = imin(Wo, c0 + cpt);
+  const nb = (CO + 3) >> 2;
+  const rowPitch = S * PW;
+  const chanBytes = <usize>plane << 2;
+  const xImg = at(x, (n * G + g) * C * plane);
+  const wG = at(w, g * nb * kH * kW * C * 4);
+  const HoWo = Ho * Wo;
+  for (let oh = r0; oh < r1; oh++) {
+    for (let ow0 = c0; ow0 < c1; ow0 += 8) {
+      const cnt = imin(8, c1 - ow0);
+      for (let b = 0; b < nb; b++) {
+        let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+        let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+        const wb = at(wG, b * kH * kW * C * 4);
+        for (let kh = 0; kh < kH; kh++) {
+          const rowBase = at(xImg, (oh * sH + kh * dH) * rowPitch + ow0);
+          for (let kw = 0; kw < kW; kw++) {
+            const q = kw * dW;
+            let xp = at(rowBase, (q % S) * PW + q / S);
+            let wp = at(wb, (kh * kW + kw) * C * 4);
+            for (let c = 0; c < C; c++) {
+              const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+              let wv = v128.load32_splat(wp);
+              a00 = f32x4.add(a00, f32x4.mul(x0, wv));
+              a01 = f32x4.add(a01, f32x4.mul(x1, wv));
+              wv = v128.load32_splat(wp, 4);
+              a10 = f32x4.add(a10, f32x4.mul(x0, wv));
+              a11 = f32x4.add(a11, f32x4.mul(x1, wv));
+              wv = v128.load32_splat(wp, 8);
+              a20 = f32x4.add(a20, f32x4.mul(x0, wv));
+              a21 = f32x4.add(a21, f32x4.mul(x1, wv));
+              wv = v128.load32_splat(wp, 12);
+              a30 = f32x4.add(a30, f32x4.mul(x0, wv));
+              a31 = f32x4.add(a31, f32x4.mul(x1, wv));
+              xp += chanBytes;
+              wp += 16;
+            }
+          }
+        }
+        const co0 = b * 4;
+        const nv = imin(4, CO - co0);
+        const n0 = imin(4, cnt), n1 = cnt - 4;
+        for (let i = 0; i < nv; i++) {
+          const oc = g * CO + co0 + i;
+          const off = (n * G * CO + oc) * HoWo + oh * Wo + ow0;
+          const op = at(out, off);
+          const op2 = out2 != 0 ? at(out2, off) : 0;
+          let v0 = a00, v1 = a01;
+          if (i == 1) { v0 = a10; v1 = a11; } else if (i == 2) { v0 = a20; v1 = a21; } else if (i == 3) { v0 = a30; v1 = a31; }
+          epilogue(p, oc, v0, op, op2, n0);
+          if (n1 > 0) epilogue(p, oc, v1, op + 16, op2 != 0 ? op2 + 16 : 0, n1);
+        }
+      }
+    }
+  }
+}
+
+/** One output channel x 16 pixels: for groups with few output channels (depthwise). Weights blk = 1. */
+export function conv_direct1(p: usize, task: i32): void {
+  const G = pi(p, CV_G), C = pi(p, CV_C), CO = pi(p, CV_CO);
+  const S = pi(p, CV_S), PW = pi(p, CV_PW), kH = pi(p, CV_KH), kW = pi(p, CV_KW);
+  const sH = pi(p, CV_SH), dH = pi(p, CV_DH), dW = pi(p, CV_DW), Ho = pi(p, CV_HO), Wo = pi(p, CV_WO);
+  const x = pu(p, CV_X), w = pu(p, CV_W), out = pu(p, CV_OUT), out2 = pu(p, CV_OUT2);
+  const rpt = pi(p, CV_RPT), cpt = pi(p, CV_CPT), plane = pi(p, CV_PLANE);
+  const rowChunks = (Ho + rpt - 1) / rpt, colChunks = (Wo + cpt - 1) / cpt;
+  let t = task;
+  const cc = t % colChunks; t /= colChunks;
+  const rc = t % rowChunks; t /= rowChunks;
+  const g = t % G;
+  const n = t / G;
+  const r0 = rc * rpt, r1 = imin(Ho, r0 + rpt);
+  const c0 = cc * cpt, c1 = imin(Wo, c0 + cpt);
+  const rowPitch = S * PW;
+  const chanBytes = <usize>plane << 2;
+  const xImg = at(x, (n * G + g) * C * plane);
+  const HoWo = Ho * Wo;
+  for (let co = 0; co < CO; co++) {
+    const oc = g * CO + co;
+    const wb = at(w, oc * kH * kW * C);
+    for (let oh = r0; oh < r1; oh++) {
+      for (let ow0 = c0; ow0 < c1; ow0 += 16) {
+        const cnt = imin(16, c1 - ow0);
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        for (let kh = 0; kh < kH; kh++) {
+          const rowBase = at(xImg, (oh * sH + kh * dH) * rowPitch + ow0);
+          for (let kw = 0; kw < kW; kw++) {
+            const q = kw * dW;
+            let xp = at(rowBase, (q % S) * PW + q / S);
+            let wp = at(wb, (kh * kW + kw) * C);
+            for (let c = 0; c < C; c++) {
+              const wv = v128.load32_splat(wp);
+              a0 = f32x4.add(a0, f32x4.mul(v128.load(xp), wv));
+              a1 = f32x4.add(a1, f32x4.mul(v128.load(xp, 16), wv));
+              a2 = f32x4.add(a2, f32x4.mul(v128.load(xp, 32), wv));
+              a3 = f32x4.add(a3, f32x4.mul(v128.load(xp, 48), wv));
+              xp += chanBytes;
+              wp += 4;
+            }
+          }
+        }
+        const off = (n * G * CO + oc) * HoWo + oh * Wo + ow0;
+        const op = at(out, off);
+        const op2 = out2 != 0 ? at(out2, off) : 0;
+        epilogue(p, oc, a0, op, op2, imin(4, cnt));
+        if (cnt > 4) epilogue(p, oc, a1, op + 16, op2 != 0 ? op2 + 16 : 0, imin(4, cnt - 4));
+        if (cnt > 8) epilogue(p, oc, a2, op + 32, op2 != 0 ? op2 + 32 : 0, imin(4, cnt - 8));
+        if (cnt > 12) epilogue(p, oc, a3, op + 48, op2 != 0 ? op2 + 48 : 0, cnt - 12);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Scalar generic paths on unpacked NCHW / OIHW data: every config, bounds checked.
+// ---------------------------------------------------------------------------
+const SC_N = 0, SC_CIN = 1, SC_COUT = 2, SC_H = 3, SC_W = 4, SC_KH = 5, SC_KW = 6, SC_SH = 7, SC_SW = 8,
+  SC_PT = 9, SC_PL = 10, SC_DH = 11, SC_DW = 12, SC_G = 13, SC_HO = 14, SC_WO = 15, SC_A = 16, SC_B = 17,
+  SC_OUT = 18, SC_BIAS = 19, SC_OUT2 = 20, SC_M2 = 21, SC_S2 = 22, SC_B2 = 23;
+
+/** Task (n, oc). A = x, B = weights (OIHW). */
+export function conv_scalar(p: usize, task: i32): void {
+  const Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
+  const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
+  const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
+  const Ho = pi(p, SC_HO), Wo = pi(p, SC_WO);
+  const x = pu(p, SC_A), w = pu(p, SC_B), out = pu(p, SC_OUT), bias = pu(p, SC_BIAS), out2 = pu(p, SC_OUT2);
+  const n = task / Cout, oc = task % Cout;
+  const Cig = Cin / G, Cog = Cout / G, g = oc / Cog;
+  const b: f32 = bias != 0 ? load<f32>(at(bias, oc)) : 0;
+  let m2: f32 = 0, s2: f32 = 0, b2: f32 = 0;
+  if (out2 != 0) {
+    m2 = load<f32>(at(pu(p, SC_M2), oc)); s2 = load<f32>(at(pu(p, SC_S2), oc)); b2 = load<f32>(at(pu(p, SC_B2), oc));
+  }
+  for (let oh = 0; oh < Ho; oh++) {
+    for (let ow = 0; ow < Wo; ow++) {
+      let acc: f32 = 0;
+      for (let ci = 0; ci < Cig; ci++) {
+        const ic = g * Cig + ci;
+        for (let kh = 0; kh < kH; kh++) {
+          const ih = oh * sH - pT + kh * dH;
+          if (ih < 0 || ih >= H) continue;
+          for (let kw = 0; kw < kW; kw++) {
+            const iw = ow * sW - pL + kw * dW;
+            if (iw < 0 || iw >= W) continue;
+            acc += load<f32>(at(x, ((n * Cin + ic) * H + ih) * W + iw)) *
+              load<f32>(at(w, ((oc * Cig + ci) * kH + kh) * kW + kw));
+          }
+        }
+      }
+      const v = acc + b;
+      const off = ((n * Cout + oc) * Ho + oh) * Wo + ow;
+      store<f32>(at(out, off), v);
+      if (out2 != 0) store<f32>(at(out2, off), (v - m2) * s2 + b2);
+    }
+  }
+}
+
+/** Task (n, ic): gx = sum over the taps that read it. A = dz, B = weights (OIHW), OUT = gx. */
+export function dgrad_scalar(p: usize, task: i32): void {
+  const Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
+  const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
+  const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
+  const Ho = pi(p, SC_HO), Wo = pi(p, SC_WO);
+  const dz = pu(p, SC_A), w = pu(p, SC_B), gx = pu(p, SC_OUT);
+  const n = task / Cin, ic = task % Cin;
+  const Cig = Cin / G, Cog = Cout / G, g = ic / Cig, ci = ic % Cig;
+  for (let ih = 0; ih < H; ih++) {
+    for (let iw = 0; iw < W; iw++) {
+      let acc: f32 = 0;
+      for (let co = 0; co < Cog; co++) {
+        const oc = g * Cog + co;
+        for (let kh = 0; kh < kH; kh++) {
+          const th = ih + pT - kh * dH;
+          if (th < 0 || th % sH != 0) continue;
+          const oh = th / sH;
+          if (oh >= Ho) continue;
+          for (let kw = 0; kw < kW; kw++) {
+            const tw = iw + pL - kw * dW;
+            if (tw < 0 || tw % sW != 0) continue;
+            const ow = tw / sW;
+            if (ow >= Wo) continue;
+            acc += load<f32>(at(dz, ((n * Cout + oc) * Ho + oh) * Wo + ow)) *
+              load<f32>(at(w, ((oc * Cig + ci) * kH + kh) * kW + kw));
+          }
+        }
+      }
+      store<f32>(at(gx, ((n * Cin + ic) * H + ih) * W + iw), acc);
+    }
+  }
+}
+
+/** Task oc: gw[oc][ci][kh][kw] = sum over n, pixels of dz * x (f64 accumulation). A = x, B = dz, OUT = gw. */
+export function wgrad_scalar(p: usize, task: i32): void {
+  const N = pi(p, SC_N), Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
+  const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
+  const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
+  const Ho = pi(p, SC_HO), Wo = pi(p, SC_WO);
+  const x = pu(p, SC_A), dz = pu(p, SC_B), gw = pu(p, SC_OUT);
+  const oc = task;
+  const Cig = Cin / G, Cog = Cout / G, g = oc / Cog;
+  for (let ci = 0; ci < Cig; ci++) {
+    const ic = g * Cig + ci;
+    for (let kh = 0; kh < kH; kh++) {
+      for (let kw = 0; kw < kW; kw++) {
+        let acc: f64 = 0;
+        for (let n = 0; n < N; n++) {
+          for (let oh = 0; oh < Ho; oh++) {
+            const ih = oh * sH - pT + kh * dH;
+            if (ih < 0 || ih >= H) continue;
+            for (let ow = 0; ow < Wo; ow++) {
+              const iw = ow * sW - pL + kw * dW;
+              if (iw < 0 || iw >= W) continue;
+              acc += <f64>load<f32>(at(dz, ((n * Cout + oc) * Ho + oh) * Wo + ow)) *
+                <f64>load<f32>(at(x, ((n * Cin + ic) * H + ih) * W + iw));
+            }
+          }
+        }
+        store<f32>(at(gw, ((oc * Cig + ci) * kH + kh) * kW + kw), <f32>acc);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// SIMD weight gradient on packed x (forward packing) and unpacked dz.
+// gw[g*CO+co][k], k = (ci, kh, kw), reduced over n, oh, ow in a fixed order.
+// ---------------------------------------------------------------------------
+const WG_N = 0, WG_G = 1, WG_C = 2, WG_CO = 3, WG_R = 4, WG_S = 5, WG_PW = 6, WG_KH = 7, WG_KW = 8,
+  WG_SH = 9, WG_DH = 10, WG_DW = 11, WG_HO = 12, WG_WO = 13, WG_X = 14, WG_DZ = 15, WG_GW = 16,
+  WG_KPT = 17, WG_PLANE = 18;
+
+@inline function xoff(k: i32, kHW: i32, kW: i32, plane: i32, dH: i32, dW: i32, S: i32, PW: i32): i32 {
+  const ci = k / kHW, r = k % kHW;
+  const kh = r / kW, kw = r % kW;
+  const q = kw * dW;
+  return ci * plane + kh * dH * S * PW + (q % S) * PW + q / S;
+}
+
+/** 4 output channels x 2 k per micro-kernel. Task (g, channel block, chunk of k pairs). */
+export function wgrad4(p: usize, task: i32): void {
+  const N = pi(p, WG_N), G = pi(p, WG_G), C = pi(p, WG_C), CO = pi(p, WG_CO);
+  const S = pi(p, WG_S), PW = pi(p, WG_PW), kH = pi(p, WG_KH), kW = pi(p, WG_KW);
+  const sH = pi(p, WG_SH), dH = pi(p, WG_DH), dW = pi(p, WG_DW), Ho = pi(p, WG_HO), Wo = pi(p, WG_WO);
+  const x = pu(p, WG_X), dz = pu(p, WG_DZ), gw = pu(p, WG_GW), kpt = pi(p, WG_KPT), plane = pi(p, WG_PLANE);
+  const kHW = kH * kW, K = C * kHW;
+  const pairs = (K + 1) >> 1;
+  const chunks = (pairs + kpt - 1) / kpt;
+  const nb = (CO + 3) >> 2;
+  let t = task;
+  const kc = t % chunks; t /= chunks;
+  const b = t % nb;
+  const g = t / nb;
+  const rowBytes = <usize>(sH * S * PW) << 2;
+  const HoWo = Ho * Wo;
+  const Wo4 = Wo & ~3;
+  const co0 = b * 4;
+  const c0 = g * CO + co0;
+  const c1 = g * CO + imin(co0 + 1, CO - 1);
+  const c2 = g * CO + imin(co0 + 2, CO - 1);
+  const c3 = g * CO + imin(co0 + 3, CO - 1);
+  const pEnd = imin(pairs, (kc + 1) * kpt);
+  for (let kp = kc * kpt; kp < pEnd; kp++) {
+    const k0 = kp * 2;
+    const k1 = imin(k0 + 1, K - 1);
+    const o0 = xoff(k0, kHW, kW, plane, dH, dW, S, PW);
+    const o1 = xoff(k1, kHW, kW, plane, dH, dW, S, PW);
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+    let t00: f32 = 0, t01: f32 = 0, t10: f32 = 0, t11: f32 = 0, t20: f32 = 0, t21: f32 = 0, t30: f32 = 0, t31: f32 = 0;
+    for (let n = 0; n < N; n++) {
+      const xn = at(x, (n * G + g) * C * plane);
+      let x0p = at(xn, o0), x1p = at(xn, o1);
+      const dzn = n * G * CO;
+      let d0p = at(dz, (dzn + c0) * HoWo), d1p = at(dz, (dzn + c1) * HoWo);
+      let d2p = at(dz, (dzn + c2) * HoWo), d3p = at(dz, (dzn + c3) * HoWo);
+      for (let oh = 0; oh < Ho; oh++) {
+        let ow = 0;
+        for (; ow < Wo4; ow += 4) {
+          const bo = <usize>ow << 2;
+          const x0 = v128.load(x0p + bo), x1 = v128.load(x1p + bo);
+          let d = v128.load(d0p + bo);
+          a00 = f32x4.add(a00, f32x4.mul(d, x0));
+          a01 = f32x4.add(a01, f32x4.mul(d, x1));
+          d = v128.load(d1p + bo);
+          a10 = f32x4.add(a10, f32x4.mul(d, x0));
+          a11 = f32x4.add(a11, f32x4.mul(d, x1));
+          d = v128.load(d2p + bo);
+          a20 = f32x4.add(a20, f32x4.mul(d, x0));
+          a21 = f32x4.add(a21, f32x4.mul(d, x1));
+          d = v128.load(d3p + bo);
+          a30 = f32x4.add(a30, f32x4.mul(d, x0));
+          a31 = f32x4.add(a31, f32x4.mul(d, x1));
+        }
+        for (; ow < Wo; ow++) {
+          const x0 = load<f32>(at(x0p, ow)), x1 = load<f32>(at(x1p, ow));
+          let d = load<f32>(at(d0p, ow)); t00 += d * x0; t01 += d * x1;
+          d = load<f32>(at(d1p, ow)); t10 += d * x0; t11 += d * x1;
+          d = load<f32>(at(d2p, ow)); t20 += d * x0; t21 += d * x1;
+          d = load<f32>(at(d3p, ow)); t30 += d * x0; t31 += d * x1;
+        }
+        x0p += rowBytes; x1p += rowBytes;
+        const wb = <usize>Wo << 2;
+        d0p += wb; d1p += wb; d2p += wb; d3p += wb;
+      }
+    }
+    const k1ok = k0 + 1 < K;
+    const nv = imin(4, CO - co0);
+    store<f32>(at(gw, c0 * K + k0), hsum(a00) + t00);
+    if (k1ok) store<f32>(at(gw, c0 * K + k1), hsum(a01) + t01);
+    if (nv > 1) {
+      store<f32>(at(gw, c1 * K + k0), hsum(a10) + t10);
+      if (k1ok) store<f32>(at(gw, c1 * K + k1), hsum(a11) + t11);
+    }
+    if (nv > 2) {
+      store<f32>(at(gw, c2 * K + k0), hsum(a20) + t20);
+      if (k1ok) store<f32>(at(gw, c2 * K + k1), hsum(a21) + t21);
+    }
+    if (nv > 3) {
+      store<f32>(at(gw, c3 * K + k0), hsum(a30) + t30);
+      if (k1ok) store<f32>(at(gw, c3 * K + k1), hsum(a31) + t31);
+    }
+  }
+}
+
+/** 1 output channel x 4 k per micro-kernel (depthwise-like groups). Task (g, co, chunk of k quads). */
+export function wgrad1(p: usize, task: i32): void {
+  const N = pi(p, WG_N), G = pi(p, WG_G), C = pi(p, WG_C), CO = pi(p, WG_CO);
+  const S = pi(p, WG_S), PW = pi(p, WG_PW), kH = pi(p, WG_KH), kW = pi(p, WG_KW);
+  const sH = pi(p, WG_SH), dH = pi(p, WG_DH), dW = pi(p, WG_DW), Ho = pi(p, WG_HO), Wo = pi(p, WG_WO);
+  const x = pu(p, WG_X), dz = pu(p, WG_DZ), gw = pu(p, WG_GW), kpt = pi(p, WG_KPT), plane = pi(p, WG_PLANE);
+  const kHW = kH * kW, K = C * kHW;
+  const quads = (K + 3) >> 2;
+  const chunks = (quads + kpt - 1) / kpt;
+  let t = task;
+  const kc = t % chunks; t /= chunks;
+  const co = t % CO;
+  const g = t / CO;
+  const oc = g * CO + co;
+  const rowBytes = <usize>(sH * S * PW) << 2;
+  const HoWo = Ho * Wo;
+  const Wo4 = Wo & ~3;
+  const qEnd = imin(quads, (kc + 1) * kpt);
+  for (let kq = kc * kpt; kq < qEnd; kq++) {
+    const k0 = kq * 4;
+    const k1 = imin(k0 + 1, K - 1), k2 = imin(k0 + 2, K - 1), k3 = imin(k0 + 3, K - 1);
+    const o0 = xoff(k0, kHW, kW, plane, dH, dW, S, PW);
+    const o1 = xoff(k1, kHW, kW, plane, dH, dW, S, PW);
+    const o2 = xoff(k2, kHW, kW, plane, dH, dW, S, PW);
+    const o3 = xoff(k3, kHW, kW, plane, dH, dW, S, PW);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+    for (let n = 0; n < N; n++) {
+      const xn = at(x, (n * G + g) * C * plane);
+      let x0p = at(xn, o0), x1p = at(xn, o1), x2p = at(xn, o2), x3p = at(xn, o3);
+      let dp = at(dz, (n * G * CO + oc) * HoWo);
+      for (let oh = 0; oh < Ho; oh++) {
+        let ow = 0;
+        for (; ow < Wo4; ow += 4) {
+          const bo = <usize>ow << 2;
+          const d = v128.load(dp + bo);
+          a0 = f32x4.add(a0, f32x4.mul(d, v128.load(x0p + bo)));
+          a1 = f32x4.add(a1, f32x4.mul(d, v128.load(x1p + bo)));
+          a2 = f32x4.add(a2, f32x4.mul(d, v128.load(x2p + bo)));
+          a3 = f32x4.add(a3, f32x4.mul(d, v128.load(x3p + bo)));
+        }
+        for (; ow < Wo; ow++) {
+          const d = load<f32>(at(dp, ow));
+          t0 += d * load<f32>(at(x0p, ow));
+          t1 += d * load<f32>(at(x1p, ow));
+          t2 += d * load<f32>(at(x2p, ow));
+          t3 += d * load<f32>(at(x3p, ow));
+        }
+        x0p += rowBytes; x1p += rowBytes; x2p += rowBytes; x3p += rowBytes;
+        dp += <usize>Wo << 2;
+      }
+    }
+    store<f32>(at(gw, oc * K + k0), hsum(a0) + t0);
+    if (k0 + 1 < K) store<f32>(at(gw, oc * K + k1), hsum(a1) + t1);
+    if (k0 + 2 < K) store<f32>(at(gw, oc * K + k2), hsum(a2) + t2);
+    if (k0 + 3 < K) store<f32>(at(gw, oc * K + k3), hsum(a3) + t3);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Per-channel BatchNorm kernels: one task per channel, sums in f64 over f32x4
+// blocks of at most 256 elements.
+// ---------------------------------------------------------------------------
+@inline function flush(v: v128): f64 {
+  return (<f64>f32x4.extract_lane(v, 0) + <f64>f32x4.extract_lane(v, 1)) +
+    (<f64>f32x4.extract_lane(v, 2) + <f64>f32x4.extract_lane(v, 3));
+}
+
+function sumF64(a: usize, n: i32): f64 {
+  let total: f64 = 0;
+  let i = 0;
+  const n4 = n & ~3;
+  while (i < n4) {
+    const end = imin(n4, i + 256);
+    let acc = f32x4.splat(0);
+    for (; i < end; i += 4) acc = f32x4.add(acc, v128.load(at(a, i)));
+    total += flush(acc);
+  }
+  for (; i < n; i++) total += <f64>load<f32>(at(a, i));
+  return total;
+}
+
+/** sum (a - ma) * (b - mb) */
+function dotDevF64(a: usize, ma: f32, b: usize, mb: f32, n: i32): f64 {
+  let total: f64 = 0;
+  let i = 0;
+  const n4 = n & ~3;
+  const vma = f32x4.splat(ma), vmb = f32x4.splat(mb);
+  while (i < n4) {
+    const end = imin(n4, i + 256);
+    let acc = f32x4.splat(0);
+    for (; i < end; i += 4) {
+      acc = f32x4.add(acc, f32x4.mul(f32x4.sub(v128.load(at(a, i)), vma), f32x4.sub(v128.load(at(b, i)), vmb)));
+    }
+    total += flush(acc);
+  }
+  for (; i < n; i++) total += <f64>((load<f32>(at(a, i)) - ma) * (load<f32>(at(b, i)) - mb));
+  return total;
+}
+
+/** dst = (src - m) * s + b */
+function affine(src: usize, dst: usize, n: i32, m: f32, s: f32, b: f32): void {
+  const vm = f32x4.splat(m), vs = f32x4.splat(s), vb = f32x4.splat(b);
+  let i = 0;
+  const n4 = n & ~3;
+  for (; i < n4; i += 4) {
+    v128.store(at(dst, i), f32x4.add(f32x4.mul(f32x4.sub(v128.load(at(src, i)), vm), vs), vb));
+  }
+  for (; i < n; i++) store<f32>(at(dst, i), (load<f32>(at(src, i)) - m) * s + b);
+}
+
+const BN_N = 0, BN_C = 1, BN_HW = 2, BN_Z = 3, BN_Y = 4, BN_GAMMA = 5, BN_BETA = 6, BN_RM = 7, BN_RV = 8,
+  BN_MOM = 9, BN_EPS = 10, BN_MEAN = 11, BN_INVSTD = 12, BN_UPDATE = 13, BN_DY = 14, BN_DZ = 15,
+  BN_GBETA = 16, BN_GGAMMA = 17, BN_GBIAS = 18;
+
+/** train forward, task = channel: batch stats, running-stat update, y = (z - mean) * invstd * gamma + beta. */
+export function bn_train_fwd(p: usize, c: i32): void {
+  const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
+  const z = pu(p, BN_Z), y = pu(p, BN_Y);
+  const M = N * HW;
+  let s: f64 = 0;
+  for (let n = 0; n < N; n++) s += sumF64(at(z, (n * C + c) * HW), HW);
+  const mean = s / <f64>M;
+  const meanF = <f32>mean;
+  let q: f64 = 0;
+  for (let n = 0; n < N; n++) {
+    const zp = at(z, (n * C + c) * HW);
+    q += dotDevF64(zp, meanF, zp, meanF, HW);
+  }
+  // correct for rounding of the mean: sum (z - m)^2 = q - M (mean - m)^2
+  const dm = mean - <f64>meanF;
+  let variance = q / <f64>M - dm * dm;
+  if (variance < 0) variance = 0;
+  const eps = <f64>pf(p, BN_EPS);
+  const invstd = 1.0 / Math.sqrt(variance + eps);
+  store<f32>(at(pu(p, BN_MEAN), c), meanF);
+  store<f32>(at(pu(p, BN_INVSTD), c), <f32>invstd);
+  if (pi(p, BN_UPDATE) != 0) {
+    const m = <f64>pf(p, BN_MOM);
+    const rm = at(pu(p, BN_RM), c), rv = at(pu(p, BN_RV), c);
+    const unbiased = M > 1 ? variance * <f64>M / <f64>(M - 1) : NaN;
+    store<f32>(rm, <f32>((1 - m) * <f64>load<f32>(rm) + m * mean));
+    store<f32>(rv, <f32>((1 - m) * <f64>load<f32>(rv) + m * unbiased));
+  }
+  if (y != 0) {
+    const scale = <f32>(<f64>load<f32>(at(pu(p, BN_GAMMA), c)) * invstd);
+    const beta = load<f32>(at(pu(p, BN_BETA), c));
+    for (let n = 0; n < N; n++) {
+      const off = (n * C + c) * HW;
+      affine(at(z, off), at(y, off), HW, meanF, scale, beta);
+    }
+  }
+}
+
+/** train backward, task = channel. Reads z, dy, mean, invstd, gamma; writes dz, gbeta, ggamma. */
+export function bn_train_bwd(p: usize, c: i32): void {
+  const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
+  const z = pu(p, BN_Z), dy = pu(p, BN_DY), dz = pu(p, BN_DZ);
+  const M = N * HW;
+  const mean = load<f32>(at(pu(p, BN_MEAN), c));
+  const invstd = <f64>load<f32>(at(pu(p, BN_INVSTD), c));
+  const gamma = <f64>load<f32>(at(pu(p, BN_GAMMA), c));
+  let sdy: f64 = 0, sdyz: f64 = 0;
+  for (let n = 0; n < N; n++) {
+    const off = (n * C + c) * HW;
+    sdy += sumF64(at(dy, off), HW);
+    sdyz += dotDevF64(at(dy, off), 0, at(z, off), mean, HW);
+  }
+  const ggamma = sdyz * invstd;
+  store<f32>(at(pu(p, BN_GBETA), c), <f32>sdy);
+  store<f32>(at(pu(p, BN_GGAMMA), c), <f32>ggamma);
+  // dz = k * (dy - sdy/M - (z - mean) * invstd * ggamma / M)
+  const k = gamma * invstd;
+  const c1 = <f32>k;
+  const c0 = <f32>(k * sdy / <f64>M);
+  const c2 = <f32>(k * invstd * ggamma / <f64>M);
+  const v1 = f32x4.splat(c1), v0 = f32x4.splat(c0), v2 = f32x4.splat(c2), vm = f32x4.splat(mean);
+  for (let n = 0; n < N; n++) {
+    const off = (n * C + c) * HW;
+    const dyp = at(dy, off), zp = at(z, off), dzp = at(dz, off);
+    let i = 0;
+    const n4 = HW & ~3;
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const r = f32x4.sub(f32x4.sub(f32x4.mul(v1, v128.load(dyp + o)), v0),
+        f32x4.mul(v2, f32x4.sub(v128.load(zp + o), vm)));
+      v128.store(dzp + o, r);
+    }
+    for (; i < HW; i++) {
+      store<f32>(at(dzp, i), c1 * load<f32>(at(dyp, i)) - c0 - c2 * (load<f32>(at(zp, i)) - mean));
+    }
+  }
+}
+
+/** eval backward, task = channel: gbeta = sum dy, ggamma = sum dy (z - rm) invstd, dz = dy gamma invstd, gbias = sum dz. */
+export function bn_eval_bwd(p: usize, c: i32): void {
+  const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
+  const z = pu(p, BN_Z), dy = pu(p, BN_DY), dz = pu(p, BN_DZ);
+  const rm = load<f32>(at(pu(p, BN_RM), c));
+  const invstd = 1.0 / Math.sqrt(<f64>load<f32>(at(pu(p, BN_RV), c)) + <f64>pf(p, BN_EPS));
+  const gamma = <f64>load<f32>(at(pu(p, BN_GAMMA), c));
+  const s = <f32>(gamma * invstd);
+  let sdy: f64 = 0, sdyz: f64 = 0;
+  for (let n = 0; n < N; n++) {
+    const off = (n * C + c) * HW;
+    sdy += sumF64(at(dy, off), HW);
+    sdyz += dotDevF64(at(dy, off), 0, at(z, off), rm, HW);
+    affine(at(dy, off), at(dz, off), HW, 0, s, 0);
+  }
+  store<f32>(at(pu(p, BN_GBETA), c), <f32>sdy);
+  store<f32>(at(pu(p, BN_GGAMMA), c), <f32>(sdyz * invstd));
+  const gb = pu(p, BN_GBIAS);
+  if (gb != 0) {
+    let sdz: f64 = 0;
+    for (let n = 0; n < N; n++) sdz += sumF64(at(dz, (n * C + c) * HW), HW);
+    store<f32>(at(gb, c), <f32>sdz);
+  }
+}
+
+/** task = channel: out[c] = sum over n, pixels of src. Uses BN_N, BN_C, BN_HW, BN_DY (src), BN_GBETA (out). */
+export function chan_sum(p: usize, c: i32): void {
+  const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
+  const src = pu(p, BN_DY);
+  let s: f64 = 0;
+  for (let n = 0; n < N; n++) s += sumF64(at(src, (n * C + c) * HW), HW);
+  store<f32>(at(pu(p, BN_GBETA), c), <f32>s);
+}

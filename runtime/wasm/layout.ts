@@ -1,0 +1,42 @@
+/**
+ * Parameter-block layouts of the AssemblyScript kernels (runtime/wasm/assembly/index.ts):
+ * the i32 / f32 slot of each field. Keep in step with the constants there.
+ */
+
+/** Exported kernels, in the order the thread pool indexes them. */
+export const KERNELS = [
+  'pack_input', 'pack_weights', 'conv_direct4', 'conv_direct1', 'conv_scalar', 'dgrad_scalar',
+  'wgrad_scalar', 'wgrad4', 'wgrad1', 'bn_train_fwd', 'bn_train_bwd', 'bn_eval_bwd', 'chan_sum',
+] as const;
+export type KernelName = (typeof KERNELS)[number];
+
+export const PK = {
+  PLANES: 0, SRCH: 1, SRCW: 2, UPH: 3, UPW: 4, PADT: 5, PADL: 6, R: 7, S: 8, PW: 9, SRC: 10, DST: 11, PPT: 12,
+} as const;
+
+export const PWT = {
+  G: 0, CO: 1, C: 2, KH: 3, KW: 4, SRC: 5, SCALE: 6, DST: 7, LAYOUT: 8, BLK: 9,
+} as const;
+
+export const CV = {
+  N: 0, G: 1, C: 2, CO: 3, R: 4, S: 5, PW: 6, KH: 7, KW: 8, SH: 9, DH: 10, DW: 11, HO: 12, WO: 13,
+  X: 14, W: 15, OUT: 16, BIAS: 17, OUT2: 18, M2: 19, S2: 20, B2: 21, RPT: 22, CPT: 23, PLANE: 24,
+} as const;
+
+export const SC = {
+  N: 0, CIN: 1, COUT: 2, H: 3, W: 4, KH: 5, KW: 6, SH: 7, SW: 8, PT: 9, PL: 10, DH: 11, DW: 12, G: 13,
+  HO: 14, WO: 15, A: 16, B: 17, OUT: 18, BIAS: 19, OUT2: 20, M2: 21, S2: 22, B2: 23,
+} as const;
+
+export const WG = {
+  N: 0, G: 1, C: 2, CO: 3, R: 4, S: 5, PW: 6, KH: 7, KW: 8, SH: 9, DH: 10, DW: 11, HO: 12, WO: 13,
+  X: 14, DZ: 15, GW: 16, KPT: 17, PLANE: 18,
+} as const;
+
+export const BN = {
+  N: 0, C: 1, HW: 2, Z: 3, Y: 4, GAMMA: 5, BETA: 6, RM: 7, RV: 8, MOM: 9, EPS: 10, MEAN: 11, INVSTD: 12,
+  UPDATE: 13, DY: 14, DZ: 15, GBETA: 16, GGAMMA: 17, GBIAS: 18,
+} as const;
+
+/** Slots in one parameter block (the largest layout, rounded up). */
+export const PARAM_SLOTS = 32;

@@ -1,0 +1,269 @@
+/**
+ * Loading the kernels' .wasm and running kernel tasks on threads.
+ *
+ * One shared WebAssembly.Memory is imported by an instance on the calling
+ * thread and one in each worker (Node worker_threads, or Web Workers when the
+ * page is crossOriginIsolated). A job is (kernel, params pointer, task count);
+ * every thread, the caller included, takes task numbers from one atomic
+ * counter until none are left. Which thread runs a task never changes what
+ * the task computes, so results do not depend on the thread count.
+ */
+import { KERNELS } from './layout.js';
+
+/** Control block slots (Int32Array over a SharedArrayBuffer). */
+const GEN = 0, FN = 1, PARAMS = 2, TASKS = 3, NEXT = 4, DONE = 5, QUIT = 6, FAILED = 7;
+const CTL_SLOTS = 16;
+
+export const MAX_PAGES = 65536;
+
+type KernelFn = (params: number, task: number) => void;
+
+const isNode = typeof process !== 'undefined' && typeof process.versions === 'object' && !!process.versions.node;
+
+const wasmUrl = (threads: boolean): URL =>
+  new URL(threads ? './build/convbn.wasm' : './build/convbn-st.wasm', import.meta.url);
+
+let compiledThreads: Promise<WebAssembly.Module> | undefined;
+let compiledSingle: Promise<WebAssembly.Module> | undefined;
+
+/** The compiled kernels: the shared-memory build, or the single-threaded one. */
+export function loadModule(shared: boolean): Promise<WebAssembly.Module> {
+  if (shared) return (compiledThreads ??= compileFrom(wasmUrl(true), 'threads'));
+  return (compiledSingle ??= compileFrom(wasmUrl(false), 'single'));
+}
+
+async function compileFrom(url: URL, target: string): Promise<WebAssembly.Module> {
+  let bytes: Uint8Array;
+  if (isNode) bytes = await readNode(url, target);
+  else {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`convbn wasm: fetching ${url.href} gave HTTP ${response.status}`);
+    bytes = new Uint8Array(await response.arrayBuffer());
+  }
+  return WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+}
+
+/** Reads the .wasm beside this module; when it was never built (a fresh clone run without `npm run build:wasm`), builds it. */
+async function readNode(url: URL, target: string): Promise<Uint8Array> {
+  const fs = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const file = fileURLToPath(url);
+  try {
+    return await fs.readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await buildWithAsc(fileURLToPath(new URL('../../asconfig.json', import.meta.url)), target);
+  return fs.readFile(file);
+}
+
+async function buildWithAsc(config: string, target: string): Promise<void> {
+  const fs = await import('node:fs');
+  if (!fs.existsSync(config)) {
+    throw new Error(`convbn wasm: the kernels are not built and ${config} is missing; run \`npm run build:wasm\``);
+  }
+  const path = await import('node:path');
+  const ascModule = 'assemblyscript/asc';
+  const asc = (await import(ascModule)) as {
+    main(argv: string[], options?: Record<string, unknown>): Promise<{ error: Error | null; stderr: { toString(): string } }>;
+  };
+  const cwd = process.cwd();
+  process.chdir(path.dirname(config));
+  try {
+    const result = await asc.main(['--config', path.basename(config), '--target', target]);
+    if (result.error) throw new Error(`convbn wasm: asc failed: ${result.error.message}\n${result.stderr.toString()}`);
+  } finally {
+    process.chdir(cwd);
+  }
+}
+
+export function hardwareThreads(): number {
+  if (isNode) {
+    const nodeOs = (globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } }).process;
+    void nodeOs;
+  }
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  return Math.max(1, nav?.hardwareConcurrency ?? 1);
+}
+
+/** Whether this environment can share wasm memory between threads. */
+export function canShareMemory(): boolean {
+  if (typeof SharedArrayBuffer === 'undefined') return false;
+  if (isNode) return true;
+  return (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+}
+
+interface WorkerLike {
+  terminate(): unknown;
+}
+
+/** Worker body, shared by Node (eval'd CommonJS) and browsers (classic script from a Blob). */
+const WORKER_LOOP = `
+function convbnWorkerLoop(module, memory, ctlBuffer, names, ready) {
+  const ctl = new Int32Array(ctlBuffer);
+  const instance = new WebAssembly.Instance(module, { env: { memory, abort() { throw new Error('wasm abort'); } } });
+  const fns = names.map((n) => instance.exports[n]);
+  let gen = Atomics.load(ctl, ${GEN});
+  ready();
+  for (;;) {
+    Atomics.wait(ctl, ${GEN}, gen);
+    const g = Atomics.load(ctl, ${GEN});
+    if (g === gen) continue;
+    gen = g;
+    if (Atomics.load(ctl, ${QUIT}) !== 0) return;
+    const fn = fns[ctl[${FN}]], p = ctl[${PARAMS}], n = ctl[${TASKS}];
+    try {
+      let t;
+      while ((t = Atomics.add(ctl, ${NEXT}, 1)) < n) fn(p, t);
+    } catch (e) {
+      Atomics.store(ctl, ${FAILED}, 1);
+    }
+    Atomics.add(ctl, ${DONE}, 1);
+    Atomics.notify(ctl, ${DONE});
+  }
+}
+`;
+
+const NODE_WORKER = `${WORKER_LOOP}
+const { parentPort, workerData } = require('node:worker_threads');
+convbnWorkerLoop(workerData.module, workerData.memory, workerData.ctl, workerData.names, () => parentPort.postMessage('ready'));
+`;
+
+const BROWSER_WORKER = `${WORKER_LOOP}
+self.onmessage = (e) => {
+  const d = e.data;
+  convbnWorkerLoop(d.module, d.memory, d.ctl, d.names, () => self.postMessage('ready'));
+};
+`;
+
+export class ThreadPool {
+  readonly threads: number;
+  private readonly fns: KernelFn[];
+  private readonly ctl: Int32Array;
+  private readonly workers: WorkerLike[];
+  private destroyed = false;
+
+  private constructor(fns: KernelFn[], ctl: Int32Array, workers: WorkerLike[]) {
+    this.fns = fns;
+    this.ctl = ctl;
+    this.workers = workers;
+    this.threads = workers.length + 1;
+  }
+
+  /** Instantiates the kernels here and in threads - 1 workers, all on `memory`. */
+  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number): Promise<ThreadPool> {
+    const instance = await WebAssembly.instantiate(module, {
+      env: { memory, abort() { throw new Error('wasm abort'); } },
+    });
+    const fns = KERNELS.map((name) => instance.exports[name] as KernelFn);
+    const ctl = new Int32Array(new SharedArrayBuffer(CTL_SLOTS * 4));
+    const workers: WorkerLike[] = [];
+    try {
+      for (let i = 1; i < threads; i++) workers.push(await startWorker(module, memory, ctl.buffer as SharedArrayBuffer));
+    } catch (error) {
+      for (const w of workers) void w.terminate();
+      throw error;
+    }
+    return new ThreadPool(fns, ctl, workers);
+  }
+
+  /**
+   * Runs tasks 0..tasks-1 of `kernel`. In Node the caller blocks until all are
+   * done; in a browser window (no Atomics.wait) it returns a promise.
+   */
+  run(kernel: number, params: number, tasks: number): void | Promise<void> {
+    if (this.destroyed) throw new Error('convbn wasm: the engine was destroyed');
+    const fn = this.fns[kernel];
+    if (this.workers.length === 0 || tasks <= 1) {
+      for (let t = 0; t < tasks; t++) fn(params, t);
+      return;
+    }
+    const ctl = this.ctl;
+    ctl[FN] = kernel;
+    ctl[PARAMS] = params;
+    ctl[TASKS] = tasks;
+    Atomics.store(ctl, NEXT, 0);
+    Atomics.store(ctl, DONE, 0);
+    Atomics.store(ctl, FAILED, 0);
+    Atomics.add(ctl, GEN, 1);
+    Atomics.notify(ctl, GEN);
+    let error: unknown;
+    try {
+      let t: number;
+      while ((t = Atomics.add(ctl, NEXT, 1)) < tasks) fn(params, t);
+    } catch (e) {
+      error = e;
+      Atomics.store(ctl, NEXT, tasks); // let the workers stop early
+    }
+    const want = this.workers.length;
+    if (isNode) {
+      let spins = 0;
+      let d: number;
+      while ((d = Atomics.load(ctl, DONE)) < want) {
+        if (++spins < 2000) continue;
+        Atomics.wait(ctl, DONE, d, 1000);
+      }
+      this.finish(error);
+      return;
+    }
+    return this.waitAsync(want).then(() => this.finish(error));
+  }
+
+  private async waitAsync(want: number): Promise<void> {
+    const ctl = this.ctl;
+    const waitAsync = (Atomics as unknown as {
+      waitAsync?: (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<string> | string };
+    }).waitAsync;
+    let d: number;
+    while ((d = Atomics.load(ctl, DONE)) < want) {
+      if (waitAsync) {
+        const r = waitAsync(ctl, DONE, d);
+        if (r.async) await r.value;
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    }
+  }
+
+  private finish(error: unknown): void {
+    if (error !== undefined) throw error;
+    if (Atomics.load(this.ctl, FAILED) !== 0) throw new Error('convbn wasm: a kernel failed in a worker thread');
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    Atomics.store(this.ctl, QUIT, 1);
+    Atomics.add(this.ctl, GEN, 1);
+    Atomics.notify(this.ctl, GEN);
+    for (const w of this.workers) void w.terminate();
+  }
+}
+
+async function startWorker(module: WebAssembly.Module, memory: WebAssembly.Memory, ctl: SharedArrayBuffer): Promise<WorkerLike> {
+  const names = [...KERNELS];
+  if (isNode) {
+    const { Worker } = await import('node:worker_threads');
+    const worker = new Worker(NODE_WORKER, { eval: true, workerData: { module, memory, ctl, names } });
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', () => resolve());
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`convbn wasm: worker exited with code ${code} before it was ready`)));
+    });
+    worker.removeAllListeners('exit');
+    worker.removeAllListeners('error');
+    worker.on('error', () => { /* reported through the control block */ });
+    worker.unref();
+    return worker;
+  }
+  const blob = new Blob([BROWSER_WORKER], { type: 'text/javascript' });
+  const url = URL.createObjectURL(blob);
+  const worker = new Worker(url);
+  await new Promise<void>((resolve, reject) => {
+    worker.onmessage = () => resolve();
+    worker.onerror = (e) => reject(new Error(`convbn wasm: worker failed: ${e.message}`));
+    worker.postMessage({ module, memory, ctl, names });
+  });
+  URL.revokeObjectURL(url);
+  return worker;
+}
