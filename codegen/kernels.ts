@@ -12,7 +12,7 @@ export interface KernelKindSpec {
   readonly template: TemplateName;
   readonly flags: readonly string[];
   readonly grid: Grid;
-  /** A power of two (reductions rely on it) and within every adapter's 64-invocation floor... see workgroupSizeFor. */
+  /** Invocations per workgroup: a power of two (the reductions rely on it), <= every adapter's limit. */
   readonly workgroupSize: number;
 }
 
@@ -25,6 +25,7 @@ export const KERNELS = {
   bn_grad_reduce: { template: 'bn_grad_reduce', flags: ['BATCH'], grid: { kind: 'channels' }, workgroupSize: 64 },
   bn_grad_apply: { template: 'bn_grad_apply', flags: ['BATCH'], grid: { kind: 'elements', over: 'y' }, workgroupSize: 64 },
   folded_grads: { template: 'folded_grads', flags: ['TUNE'], grid: { kind: 'channels' }, workgroupSize: 64 },
+  train_wgrad_scalar: { template: 'train_wgrad_scalar', flags: [], grid: { kind: 'channels' }, workgroupSize: 64 },
 } as const satisfies Record<string, KernelKindSpec>;
 
 export type KernelKind = keyof typeof KERNELS;

@@ -34,8 +34,13 @@ const step = (kind: KernelVariant['kind'], flags: Record<string, boolean>, bind:
   bind,
 });
 
+/** One weight per output channel: train mode's weight gradient needs the cancellation-free form. */
+export function hasScalarWeights(c: ConvBNConfig): boolean {
+  return (c.Cin / c.groups) * c.kH * c.kW === 1;
+}
+
 /** conv -> BN (batch or running stats) as two ops; the conv output z is kept for backward. */
-function bnPlan(batch: boolean, recompute: boolean): ModePlan {
+function bnPlan(batch: boolean, recompute: boolean, scalarWeights: boolean): ModePlan {
   const conv = step('conv_forward', { TUNE: false }, { x: 'x', weight: 'weight', channels: 'channels', y: 'z' });
   const backward = [
     step('bn_grad_reduce', { BATCH: batch },
@@ -43,7 +48,9 @@ function bnPlan(batch: boolean, recompute: boolean): ModePlan {
     step('bn_grad_apply', { BATCH: batch },
       { gradOut: 'gradY', z: 'z', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads', gradZ: 'gradZ' }),
     step('conv_dgrad', { TUNE: false }, { gradOut: 'gradZ', weight: 'weight', channels: 'channels', gradX: 'gradX' }),
-    step('conv_wgrad', {}, { x: 'x', gradOut: 'gradZ', gradWeight: 'gradWeight' }),
+    batch && scalarWeights
+      ? step('train_wgrad_scalar', {}, { x: 'x', gradOut: 'gradY', channels: 'channels', stats: 'stats', gradWeight: 'gradWeight' })
+      : step('conv_wgrad', {}, { x: 'x', gradOut: 'gradZ', gradWeight: 'gradWeight' }),
   ];
   return {
     forward: [
@@ -79,21 +86,22 @@ export interface PlanOptions {
   readonly recompute?: boolean;
 }
 
-export function planFor(mode: Mode, options: PlanOptions = {}): ModePlan {
+/** The one place that picks kernels for a mode and a config. */
+export function planFor(mode: Mode, c: ConvBNConfig, options: PlanOptions = {}): ModePlan {
   switch (mode) {
-    case 'train': return bnPlan(true, options.recompute ?? false);
-    case 'eval': return bnPlan(false, false);
+    case 'train': return bnPlan(true, options.recompute ?? false, hasScalarWeights(c));
+    case 'eval': return bnPlan(false, false, hasScalarWeights(c));
     case 'tune': return foldedPlan(true);
     case 'deploy': return foldedPlan(false);
   }
 }
 
-/** Every distinct kernel variant any mode can run, for generating a layer's full kernel set. */
-export function allVariants(): KernelVariant[] {
+/** Every distinct kernel variant any mode can run on this config: a layer's full kernel set. */
+export function allVariants(c: ConvBNConfig): KernelVariant[] {
   const seen = new Map<string, KernelVariant>();
   for (const mode of ['train', 'eval', 'tune', 'deploy'] as const) {
     for (const recompute of [false, true]) {
-      const plan = planFor(mode, { recompute });
+      const plan = planFor(mode, c, { recompute });
       for (const s of [...plan.forward, ...plan.backward]) {
         seen.set(JSON.stringify([s.variant.kind, Object.entries(s.variant.flags).sort()]), s.variant);
       }

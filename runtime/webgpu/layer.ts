@@ -177,7 +177,7 @@ export class WebGPULayer implements ConvBNLayer {
       this.dropHeld();
       this.stepLive = 0;
       this.stepPeak = 0;
-      const plan = planFor(mode, { recompute });
+      const plan = planFor(mode, this.config, { recompute });
       const buffers = new Map<StepRole, GPUBuffer>();
       this.ctx.device.queue.writeBuffer(this.stepBuffer(buffers, 'x'), 0, uploadable(x));
       const [y] = await this.run(plan.forward, buffers, [plan.output]);
