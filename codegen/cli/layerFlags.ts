@@ -1,0 +1,78 @@
+/**
+ * Layer shape flags shared by `convbn gen` and `convbn tune`: parsed with
+ * node:util's parseArgs, turned into a ConvBNConfigInput (validated later by
+ * normalizeConfig, which names the field on error).
+ */
+import type { ConvBNConfigInput, PaddingInput } from '../config.js';
+import { ConvBNInputError } from '../errors.js';
+
+export const LAYER_OPTIONS = {
+  N: { type: 'string' }, Cin: { type: 'string' }, Cout: { type: 'string' }, H: { type: 'string' }, W: { type: 'string' },
+  kernel: { type: 'string' }, stride: { type: 'string' }, padding: { type: 'string' }, dilation: { type: 'string' },
+  groups: { type: 'string' }, bias: { type: 'string' }, eps: { type: 'string' }, momentum: { type: 'string' },
+} as const;
+
+export const LAYER_FLAGS_HELP = `Layer shape flags (one layer):
+  --N <int>           batch size                          (required)
+  --Cin <int>         input channels                      (required)
+  --Cout <int>        output channels                     (required)
+  --H <int> --W <int> input height and width              (required)
+  --kernel <k|kH,kW>  kernel size                         (required)
+  --stride <s|sH,sW>  default 1
+  --padding <p|pH,pW|top,bottom,left,right|same|valid>    default 0
+  --dilation <d|dH,dW> default 1
+  --groups <int>      default 1 (groups = Cin: depthwise; Cout = m*Cin: multiplier m)
+  --bias <true|false> conv bias, default true
+  --eps <float>       BN epsilon, default 1e-5
+  --momentum <float>  BN momentum, default 0.1`;
+
+function number(field: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value)) throw new ConvBNInputError(field, text, 'must be a number');
+  return value;
+}
+
+function numberList(field: string, text: string): number[] {
+  return text.split(',').map((part, i) => number(`${field}[${i}]`, part));
+}
+
+function pair(field: string, text: string): number | [number, number] {
+  const list = numberList(field, text);
+  if (list.length === 1) return list[0];
+  if (list.length === 2) return [list[0], list[1]];
+  throw new ConvBNInputError(field, text, 'must be one integer or two, comma-separated (h,w)');
+}
+
+function padding(text: string): PaddingInput {
+  if (text === 'same' || text === 'valid') return text;
+  const list = numberList('padding', text);
+  if (list.length === 1) return list[0];
+  if (list.length === 2) return [list[0], list[1]];
+  if (list.length === 4) return [list[0], list[1], list[2], list[3]];
+  throw new ConvBNInputError('padding', text, "must be p, pH,pW, top,bottom,left,right, 'same' or 'valid'");
+}
+
+type LayerValues = Partial<Record<keyof typeof LAYER_OPTIONS, string>>;
+
+/** undefined when no layer flag was given. */
+export function layerFromFlags(values: LayerValues): ConvBNConfigInput | undefined {
+  if (!Object.keys(LAYER_OPTIONS).some((k) => values[k as keyof LayerValues] !== undefined)) return undefined;
+  for (const required of ['N', 'Cin', 'Cout', 'H', 'W', 'kernel'] as const) {
+    if (values[required] === undefined) throw new ConvBNInputError(`--${required}`, undefined, 'is required for a layer');
+  }
+  const config: ConvBNConfigInput = {
+    N: number('N', values.N!), Cin: number('Cin', values.Cin!), Cout: number('Cout', values.Cout!),
+    H: number('H', values.H!), W: number('W', values.W!), kernel: pair('kernel', values.kernel!),
+  };
+  if (values.stride !== undefined) config.stride = pair('stride', values.stride);
+  if (values.padding !== undefined) config.padding = padding(values.padding);
+  if (values.dilation !== undefined) config.dilation = pair('dilation', values.dilation);
+  if (values.groups !== undefined) config.groups = number('groups', values.groups);
+  if (values.bias !== undefined) {
+    if (values.bias !== 'true' && values.bias !== 'false') throw new ConvBNInputError('bias', values.bias, 'must be true or false');
+    config.bias = values.bias === 'true';
+  }
+  if (values.eps !== undefined) config.eps = number('eps', values.eps);
+  if (values.momentum !== undefined) config.momentum = number('momentum', values.momentum);
+  return config;
+}
