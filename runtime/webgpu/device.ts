@@ -41,6 +41,7 @@ let dawn: Promise<DawnModule> | undefined;
  * killing devices made from it (the process aborts): keep every instance alive.
  */
 const liveInstances = new Set<GPU>();
+const noAdapterFrom = new Set<string>();
 async function loadDawn(): Promise<DawnModule> {
   // A variable specifier keeps bundlers from pulling the native module into browser builds.
   const name = 'webgpu';
@@ -110,10 +111,16 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
     : NODE_ATTEMPTS;
   const tried: string[] = [];
   for (const attempt of attempts) {
+    // Each failed probe prints Dawn warnings; a backend that gave nothing once is not asked again.
+    if (noAdapterFrom.has(attempt.name)) {
+      tried.push(attempt.name);
+      continue;
+    }
     const gpu = mod.create(attempt.flags);
     liveInstances.add(gpu);
     const adapter = await gpu.requestAdapter(attempt.featureLevel ? { featureLevel: attempt.featureLevel } as GPURequestAdapterOptions : undefined);
     if (!adapter) {
+      noAdapterFrom.add(attempt.name);
       tried.push(attempt.name);
       continue;
     }
