@@ -8,8 +8,9 @@
  *
  * Bundled by scripts/build-browser.mjs into examples/browser/dist/main.js.
  */
-import { createEngine, type BackendChoice, type ConvBNConfigInput, type MemoryStats } from '../../runtime/index.js';
+import { createEngine, type BackendChoice, type MemoryStats } from '../../runtime/index.js';
 import { relativeError, TOLERANCE } from '../../runtime/check/compare.js';
+import { parseCase, type ConvBNCase } from '../../runtime/check/caseFormat.js';
 
 export interface BrowserResult {
   status: 'done' | 'error';
@@ -37,32 +38,17 @@ declare global {
   }
 }
 
-/** The parts of a reference case file (see shared/vectors/README.md) this page reads. */
-interface CaseFile {
-  id: string;
-  config: ConvBNConfigInput;
-  inputs: Record<string, number[]>;
-  modes: Record<string, Record<string, number[]> | undefined>;
-}
-
 const TUNE_KEYS = ['y', 'grad_x', 'grad_weight', 'grad_bias', 'grad_gamma', 'grad_beta'] as const;
 
-function f32(file: CaseFile, name: string): Float32Array {
-  const values = file.inputs[name];
-  if (!Array.isArray(values)) throw new Error(`case ${file.id}: inputs.${name} is missing`);
-  return Float32Array.from(values);
-}
-
-async function loadCase(id: string): Promise<CaseFile> {
+/** Fetches vectors/<id>.json next to the page and validates it with the runtime's own case parser. */
+async function loadCase(id: string): Promise<ConvBNCase> {
   if (!/^[\w.-]+$/.test(id)) throw new Error(`case id ${JSON.stringify(id)} must be a file name (letters, digits, . _ -)`);
   const url = new URL(`vectors/${id}.json`, document.baseURI);
   const response = await fetch(url);
   if (!response.ok) throw new Error(`fetching ${url.href} gave HTTP ${response.status}`);
-  const file = (await response.json()) as CaseFile;
-  if (!file || typeof file !== 'object' || !file.config || !file.inputs || !file.modes?.tune) {
-    throw new Error(`${url.href} is not a convbn case with a tune mode`);
-  }
-  return file;
+  const parsed = parseCase(await response.json(), url.href);
+  if (!parsed.modes.tune) throw new Error(`${url.href} has no tune mode`);
+  return parsed;
 }
 
 function maxAbs(out: ArrayLike<number>, ref: ArrayLike<number>): number {
@@ -113,17 +99,9 @@ async function run(): Promise<BrowserResult> {
     result.backend = engine.backend;
     result.description = engine.description;
     try {
-      const layer = engine.createLayer(file.config, {
-        weight: f32(file, 'weight'),
-        ...(file.inputs.bias ? { bias: f32(file, 'bias') } : {}),
-        gamma: f32(file, 'gamma'),
-        beta: f32(file, 'beta'),
-        runningMean: f32(file, 'running_mean'),
-        runningVar: f32(file, 'running_var'),
-      });
+      const { x, gradY, ...params } = file.inputs;
+      const layer = engine.createLayer(file.config, params);
       const t2 = performance.now();
-      const x = f32(file, 'x');
-      const gradY = f32(file, 'grad_y');
       const y = await layer.forward(x, 'tune');
       const t3 = performance.now();
       const grads = await layer.backward(gradY);
@@ -172,7 +150,7 @@ async function run(): Promise<BrowserResult> {
     } finally {
       engine.destroy();
     }
-    const c = file.config;
+    const c = file.configInput;
     const pair = (v: unknown): string => (Array.isArray(v) ? v.join('x') : String(v ?? '-'));
     row('setup', ['case', caseId]);
     row('setup', ['backend', `${result.backend} (asked for ${requested})`]);
