@@ -72,6 +72,11 @@ export const DEFAULT_EPS = 1e-5;
 export const DEFAULT_MOMENTUM = 0.1;
 /** Index math is u32/i32 in WGSL and i32 in AssemblyScript: every tensor must stay below 2^31 elements. */
 export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+const MIN_NORMAL_F32 = 2 ** -126;
+const MAX_F32 = 3.4028234663852886e38;
+
+/** Configs made by normalizeConfig; only these pass toConfig unchecked (a frozen look-alike is re-validated). */
+const normalized = new WeakSet<ConvBNConfig>();
 
 const INPUT_FIELDS = [
   'N', 'Cin', 'Cout', 'H', 'W', 'kernel', 'stride', 'padding', 'dilation', 'groups', 'bias', 'eps', 'momentum', 'layout',
@@ -186,8 +191,9 @@ export function normalizeConfig(input: ConvBNConfigInput): ConvBNConfig {
   const bias = input.bias ?? true;
   if (typeof bias !== 'boolean') throw new ConvBNInputError('bias', bias, 'must be true or false');
   const eps = input.eps ?? DEFAULT_EPS;
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) {
-    throw new ConvBNInputError('eps', eps, 'must be a finite number > 0');
+  // Kernels add eps in float32: below the smallest normal float32 it would vanish or lose its digits.
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < MIN_NORMAL_F32 || eps > MAX_F32) {
+    throw new ConvBNInputError('eps', eps, `must be a number in [${MIN_NORMAL_F32}, ${MAX_F32}] (a normal float32 > 0)`);
   }
   const momentum = input.momentum ?? DEFAULT_MOMENTUM;
   if (typeof momentum !== 'number' || !Number.isFinite(momentum) || momentum < 0 || momentum > 1) {
@@ -225,16 +231,20 @@ export function normalizeConfig(input: ConvBNConfigInput): ConvBNConfig {
       throw new ConvBNInputError(`${name} elements`, count, `must be <= ${MAX_TENSOR_ELEMENTS} (32-bit index math)`);
     }
   }
+  normalized.add(config);
   return config;
 }
 
-/** Accepts either form; a normalised config passes through unchanged. */
+/**
+ * Accepts either form. A config from normalizeConfig passes through unchanged;
+ * anything else in the normalised shape is validated again via its input form.
+ */
 export function toConfig(input: ConvBNConfigInput | ConvBNConfig): ConvBNConfig {
-  return isNormalized(input) ? input : normalizeConfig(input);
-}
-
-function isNormalized(c: ConvBNConfigInput | ConvBNConfig): c is ConvBNConfig {
-  return Object.isFrozen(c) && 'kH' in c && 'padTop' in c;
+  if (input !== null && typeof input === 'object') {
+    if (normalized.has(input as ConvBNConfig)) return input as ConvBNConfig;
+    if ('kH' in input) return normalizeConfig(toInput(input as ConvBNConfig) as ConvBNConfigInput);
+  }
+  return normalizeConfig(input as ConvBNConfigInput);
 }
 
 export function outputShape(c: ConvBNConfig): OutputShape {

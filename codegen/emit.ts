@@ -8,6 +8,7 @@ import path from 'node:path';
 import { configKey, normalizeConfig, outputShape, toInput, MODES, type ConvBNConfigInput } from './config.js';
 import { generateKernel, kernelKey, type GeneratedKernel } from './generate.js';
 import { allVariants, planFor } from './plans.js';
+import type { KernelTarget } from './tuning/select.js';
 
 export interface LayerSpec {
   readonly name: string;
@@ -18,6 +19,8 @@ export interface KernelManifestEntry {
   readonly file: string;
   readonly kind: string;
   readonly flags: Readonly<Record<string, boolean>>;
+  /** Tile parameters of blocked kernels (absent for the others). */
+  readonly params?: Readonly<Record<string, number>>;
   readonly key: string;
   readonly config: ReturnType<typeof toInput>;
   readonly entryPoint: string;
@@ -39,14 +42,15 @@ export interface Manifest {
   readonly kernels: Record<string, KernelManifestEntry>;
 }
 
-export async function writeKernelSet(layers: readonly LayerSpec[], outDir: string): Promise<Manifest> {
+/** `target`: the adapter (and tuning cache) to pick kernels for; default: a CPU rasteriser's heuristics. */
+export async function writeKernelSet(layers: readonly LayerSpec[], outDir: string, target?: KernelTarget): Promise<Manifest> {
   await mkdir(outDir, { recursive: true });
   const kernels = new Map<string, GeneratedKernel>();
   const manifestLayers: Manifest['layers'] = [];
   for (const layer of layers) {
     const c = normalizeConfig(layer.config);
     const idOf = new Map<string, string>();
-    for (const variant of allVariants(c)) {
+    for (const variant of allVariants(c, { target })) {
       const key = kernelKey(variant, c);
       if (!kernels.has(key)) kernels.set(key, generateKernel(variant, c));
       idOf.set(key, kernels.get(key)!.id);
@@ -54,7 +58,7 @@ export async function writeKernelSet(layers: readonly LayerSpec[], outDir: strin
     const plans: Manifest['layers'][number]['plans'] = {};
     for (const mode of MODES) {
       for (const recompute of mode === 'train' ? [false, true] : [false]) {
-        const plan = planFor(mode, c, { recompute });
+        const plan = planFor(mode, c, { recompute, target });
         const ids = (steps: typeof plan.forward) => steps.map((s) => idOf.get(kernelKey(s.variant, c))!);
         plans[recompute ? `${mode}+recompute` : mode] = { forward: ids(plan.forward), backward: ids(plan.backward) };
       }
@@ -69,7 +73,7 @@ export async function writeKernelSet(layers: readonly LayerSpec[], outDir: strin
     const file = `${k.id}.wgsl`;
     await writeFile(path.join(outDir, file), k.code);
     entries[k.id] = {
-      file, kind: k.variant.kind, flags: k.variant.flags, key: k.key, config: toInput(k.config), entryPoint: k.entryPoint,
+      file, kind: k.variant.kind, flags: k.variant.flags, ...(k.variant.params ? { params: k.variant.params } : {}), key: k.key, config: toInput(k.config), entryPoint: k.entryPoint,
       workgroupSize: k.workgroupSize, dispatch: k.dispatch, bindings: k.bindings,
     };
   }

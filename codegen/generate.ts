@@ -4,8 +4,8 @@
  * workgroup size and dispatch are returned as data.
  */
 import { TEMPLATES } from '../templates/generated.js';
-import { configKey, outputShape, shortId, tensorSizes, type ConvBNConfig } from './config.js';
-import { bindingElements, dispatchFor, gridExtent, KERNELS, type KernelVariant } from './kernels.js';
+import { configKey, outputShape, shortId, tensorSizes, toConfig, type ConvBNConfig } from './config.js';
+import { bindingElements, dispatchFor, gridExtent, KERNELS, type Expansion, type KernelKindSpec, type KernelVariant } from './kernels.js';
 import { boolLiteral, f32Literal, i32Literal, u32Literal } from './wgsl/literals.js';
 import { reflectShader } from './wgsl/reflect.js';
 
@@ -35,8 +35,10 @@ export interface GeneratedKernel {
 export const ENTRY_POINT = 'main';
 
 export function variantKey(variant: KernelVariant): string {
-  const spec = KERNELS[variant.kind];
-  return `${variant.kind}{${spec.flags.map((f) => `${f}=${variant.flags[f] ? 1 : 0}`).join(',')}}`;
+  const spec: KernelKindSpec = KERNELS[variant.kind];
+  const flags = spec.flags.map((f) => `${f}=${variant.flags[f] ? 1 : 0}`);
+  const params = (spec.params ?? []).map((p) => `${p}=${variant.params?.[p]}`);
+  return `${variant.kind}{${[...flags, ...params].join(',')}}`;
 }
 
 export function kernelKey(variant: KernelVariant, c: ConvBNConfig): string {
@@ -44,7 +46,7 @@ export function kernelKey(variant: KernelVariant, c: ConvBNConfig): string {
 }
 
 function checkFlags(variant: KernelVariant): void {
-  const spec = KERNELS[variant.kind];
+  const spec: KernelKindSpec = KERNELS[variant.kind];
   if (!spec) throw new Error(`unknown kernel kind '${String(variant.kind)}'`);
   for (const f of spec.flags) {
     if (typeof variant.flags[f] !== 'boolean') throw new Error(`kernel ${variant.kind} needs boolean flag ${f}`);
@@ -52,10 +54,35 @@ function checkFlags(variant: KernelVariant): void {
   for (const f of Object.keys(variant.flags)) {
     if (!spec.flags.includes(f as never)) throw new Error(`kernel ${variant.kind} has no flag ${f}`);
   }
+  const params = spec.params ?? [];
+  for (const p of params) {
+    const v = variant.params?.[p];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 4096) {
+      throw new Error(`kernel ${variant.kind} needs integer tile parameter ${p} in [0, 4096]`);
+    }
+  }
+  for (const p of Object.keys(variant.params ?? {})) {
+    if (!params.includes(p)) throw new Error(`kernel ${variant.kind} has no tile parameter ${p}`);
+  }
 }
 
-function constantsHeader(variant: KernelVariant, c: ConvBNConfig, dispatchX: number): string {
-  const spec = KERNELS[variant.kind];
+/** Replaces each `//@insert NAME` line of a template with the expansion's code for NAME. */
+function applyInserts(template: string, inserts: Readonly<Record<string, string>>, kind: string): string {
+  const used = new Set<string>();
+  const out = template.replace(/^[ \t]*\/\/@insert ([A-Z_]+)[ \t]*$/gm, (_line, name: string) => {
+    const code = inserts[name];
+    if (code === undefined) throw new Error(`${kind}: the template asks for insert ${name}, which its expansion does not give`);
+    used.add(name);
+    return code;
+  });
+  for (const name of Object.keys(inserts)) {
+    if (!used.has(name)) throw new Error(`${kind}: the expansion gives insert ${name}, which the template does not place`);
+  }
+  return out;
+}
+
+function constantsHeader(variant: KernelVariant, c: ConvBNConfig, dispatchX: number, expansion?: Expansion): string {
+  const spec: KernelKindSpec = KERNELS[variant.kind];
   const out = outputShape(c);
   const sizes = tensorSizes(c);
   const u32s: [string, number][] = [
@@ -75,15 +102,21 @@ function constantsHeader(variant: KernelVariant, c: ConvBNConfig, dispatchX: num
     `const EPS: f32 = ${f32Literal(c.eps)};`,
     `const MOMENTUM: f32 = ${f32Literal(c.momentum)};`,
     ...spec.flags.map((f) => `const ${f}: bool = ${boolLiteral(variant.flags[f])};`),
+    ...Object.entries(expansion?.constants ?? {}).map(([name, v]) => `const ${name}: u32 = ${u32Literal(v)};`),
   ];
   return lines.join('\n') + '\n';
 }
 
-export function generateKernel(variant: KernelVariant, c: ConvBNConfig): GeneratedKernel {
+export function generateKernel(variant: KernelVariant, config: ConvBNConfig): GeneratedKernel {
+  // Only numbers validated by normalizeConfig may reach WGSL source.
+  const c = toConfig(config);
   checkFlags(variant);
-  const spec = KERNELS[variant.kind];
-  const dispatch = dispatchFor(gridExtent(spec, c).workgroups);
-  const code = `${constantsHeader(variant, c, dispatch[0])}\n${TEMPLATES.common}\n${TEMPLATES[spec.template]}`;
+  const spec: KernelKindSpec = KERNELS[variant.kind];
+  const expansion = spec.expand?.(variant, c);
+  if (spec.grid.kind === 'tiles' && !expansion) throw new Error(`${variant.kind}: a tiles grid needs an expansion`);
+  const dispatch = dispatchFor(expansion && spec.grid.kind === 'tiles' ? expansion.workgroups : gridExtent(spec, c).workgroups);
+  const body = applyInserts(TEMPLATES[spec.template], expansion?.inserts ?? {}, variant.kind);
+  const code = `${constantsHeader(variant, c, dispatch[0], expansion)}\n${TEMPLATES.common}\n${body}`;
   const reflected = reflectShader(code, ENTRY_POINT);
   if (reflected.workgroupSize[0] * reflected.workgroupSize[1] * reflected.workgroupSize[2] !== spec.workgroupSize) {
     throw new Error(`${variant.kind}: reflected workgroup size ${reflected.workgroupSize} != ${spec.workgroupSize}`);
@@ -93,7 +126,10 @@ export function generateKernel(variant: KernelVariant, c: ConvBNConfig): Generat
     return { ...b, elements, bytes: elements * 4 };
   });
   const key = kernelKey(variant, c);
-  const flagPart = spec.flags.filter((f) => variant.flags[f]).map((f) => f.toLowerCase()).join('-');
+  const flagPart = [
+    ...spec.flags.filter((f) => variant.flags[f]).map((f) => f.toLowerCase()),
+    ...(spec.params ?? []).map((p) => `${p.toLowerCase().replace(/_/g, '')}${variant.params?.[p]}`),
+  ].join('-');
   const id = `${variant.kind}${flagPart ? `.${flagPart}` : ''}.${shortId(key)}`;
   return { id, key, variant, config: c, code, entryPoint: ENTRY_POINT, workgroupSize: reflected.workgroupSize, dispatch, bindings };
 }

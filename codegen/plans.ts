@@ -4,12 +4,15 @@
  * backward. Runtimes execute these; `convbn gen` generates their kernels.
  */
 import type { ConvBNConfig, Mode } from './config.js';
-import { tensorSizes } from './config.js';
-import type { KernelVariant } from './kernels.js';
+import { outputShape, tensorSizes } from './config.js';
+import { partialStride, wgradChunks, type KernelVariant } from './kernels.js';
+import type { DgradChoice, ForwardChoice, KernelChoice, WgradChoice } from './tuning/choice.js';
+import { selectKernels, type KernelTarget } from './tuning/select.js';
 
 /** Persistent roles live with the layer; step roles are allocated per step. */
 export const PERSISTENT_ROLES = ['weight', 'channels', 'foldedWeight', 'foldedChannels'] as const;
-export const STEP_ROLES = ['x', 'y', 'z', 'stats', 'gradY', 'gradZ', 'gradX', 'gradWeight', 'channelGrads'] as const;
+/** `partials`: the chunked weight gradient's per-chunk sums (scratch within backward). */
+export const STEP_ROLES = ['x', 'y', 'z', 'stats', 'gradY', 'gradZ', 'gradX', 'gradWeight', 'channelGrads', 'partials'] as const;
 export type PersistentRole = (typeof PERSISTENT_ROLES)[number];
 export type StepRole = (typeof STEP_ROLES)[number];
 export type Role = PersistentRole | StepRole;
@@ -29,28 +32,93 @@ export interface ModePlan {
   readonly output: StepRole;
 }
 
-const step = (kind: KernelVariant['kind'], flags: Record<string, boolean>, bind: Record<string, Role>): PlanStep => ({
-  variant: { kind, flags },
-  bind,
-});
+const step = (
+  kind: KernelVariant['kind'], flags: Record<string, boolean>, bind: Record<string, Role>, params?: Record<string, number>,
+): PlanStep => ({ variant: params ? { kind, flags, params } : { kind, flags }, bind });
 
-/** One weight per output channel: train mode's weight gradient needs the cancellation-free form. */
+/** Kernel offsets along one axis that read inside the input for at least one output position. */
+function liveTaps(size: number, out: number, k: number, stride: number, dilation: number, padBefore: number): number {
+  let live = 0;
+  for (let t = 0; t < k; t++) {
+    // First output position whose read index t*dilation - padBefore + o*stride is >= 0.
+    const first = Math.max(0, Math.ceil((padBefore - t * dilation) / stride));
+    if (first < out && first * stride - padBefore + t * dilation < size) live++;
+  }
+  return live;
+}
+
+/**
+ * At most one input value per output position and channel (one input channel
+ * per group, at most one kernel tap that ever reads inside the image): train
+ * mode's weight gradient then needs the cancellation-free form.
+ */
 export function hasScalarWeights(c: ConvBNConfig): boolean {
-  return (c.Cin / c.groups) * c.kH * c.kW === 1;
+  if (c.Cin / c.groups !== 1) return false;
+  const out = outputShape(c);
+  return liveTaps(c.H, out.H, c.kH, c.strideH, c.dilationH, c.padTop)
+    * liveTaps(c.W, out.W, c.kW, c.strideW, c.dilationW, c.padLeft) <= 1;
+}
+
+const tileParams = (tile: object): Record<string, number> => ({ ...(tile as Record<string, number>) });
+
+/** The forward conv: x (* W') + b' into `output`. */
+function convStep(choice: ForwardChoice, tune: boolean, weight: Role, channels: Role, output: StepRole): PlanStep {
+  const bind = { x: 'x', weight, channels, y: output } as const;
+  switch (choice.algo) {
+    case 'direct': return step('conv_forward', { TUNE: tune }, bind);
+    case 'reg': return step('conv_fwd_reg', { TUNE: tune }, bind, tileParams(choice.tile));
+    case 'wg': return step('conv_fwd_wg', { TUNE: tune }, bind, tileParams(choice.tile));
+  }
+}
+
+function dgradStep(choice: DgradChoice, tune: boolean, gradOut: StepRole, weight: Role, channels: Role): PlanStep {
+  const bind = { gradOut, weight, channels, gradX: 'gradX' } as const;
+  switch (choice.algo) {
+    case 'direct': return step('conv_dgrad', { TUNE: tune }, bind);
+    case 'reg': return step('conv_dgrad_reg', { TUNE: tune }, bind, tileParams(choice.tile));
+    case 'wg': return step('conv_dgrad_wg', { TUNE: tune }, bind, tileParams(choice.tile));
+  }
+}
+
+/**
+ * The weight gradient from x and `gradOut`. Chunked kinds (reg, wg) write
+ * partial sums that wgrad_reduce adds in order; with `fold` (tune, deploy)
+ * that pass also finishes the per-channel gradients (folded_grads' work, and
+ * sum(dy) comes from the partials instead of another pass over gradOut).
+ */
+function wgradSteps(
+  choice: WgradChoice, gradOut: StepRole, fold: { tune: boolean; weight: Role; channels: Role } | undefined,
+): PlanStep[] {
+  if (choice.algo === 'direct') {
+    const steps = [step('conv_wgrad', {}, { x: 'x', gradOut, gradWeight: 'gradWeight' })];
+    if (fold) {
+      steps.push(step('folded_grads', { TUNE: fold.tune },
+        { gradOut, weight: fold.weight, channels: fold.channels, gradWeight: 'gradWeight', channelGrads: 'channelGrads' }));
+    }
+    return steps;
+  }
+  const pass1 = choice.algo === 'reg'
+    ? step('conv_wgrad_reg', {}, { x: 'x', gradOut, partials: 'partials' }, tileParams(choice.tile))
+    : step('conv_wgrad_wg', {}, { x: 'x', gradOut, partials: 'partials' }, tileParams(choice.tile));
+  const reduce = step('wgrad_reduce', { TUNE: fold?.tune ?? false, FOLD: fold !== undefined }, {
+    partials: 'partials', weight: fold?.weight ?? 'weight', channels: fold?.channels ?? 'channels',
+    gradWeight: 'gradWeight', channelGrads: 'channelGrads',
+  });
+  return [pass1, reduce];
 }
 
 /** conv -> BN (batch or running stats) as two ops; the conv output z is kept for backward. */
-function bnPlan(batch: boolean, recompute: boolean, scalarWeights: boolean): ModePlan {
-  const conv = step('conv_forward', { TUNE: false }, { x: 'x', weight: 'weight', channels: 'channels', y: 'z' });
+function bnPlan(k: KernelChoice, batch: boolean, recompute: boolean, scalarWeights: boolean): ModePlan {
+  const conv = convStep(k.forward, false, 'weight', 'channels', 'z');
   const backward = [
     step('bn_grad_reduce', { BATCH: batch },
       { gradOut: 'gradY', z: 'z', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads' }),
     step('bn_grad_apply', { BATCH: batch },
       { gradOut: 'gradY', z: 'z', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads', gradZ: 'gradZ' }),
-    step('conv_dgrad', { TUNE: false }, { gradOut: 'gradZ', weight: 'weight', channels: 'channels', gradX: 'gradX' }),
-    batch && scalarWeights
-      ? step('train_wgrad_scalar', {}, { x: 'x', gradOut: 'gradY', channels: 'channels', stats: 'stats', gradWeight: 'gradWeight' })
-      : step('conv_wgrad', {}, { x: 'x', gradOut: 'gradZ', gradWeight: 'gradWeight' }),
+    dgradStep(k.dgrad, false, 'gradZ', 'weight', 'channels'),
+    ...(batch && scalarWeights
+      ? [step('train_wgrad_scalar', {}, { x: 'x', gradOut: 'gradY', channels: 'channels', stats: 'stats', gradWeight: 'gradWeight' })]
+      : wgradSteps(k.wgrad, 'gradZ', undefined)),
   ];
   return {
     forward: [
@@ -65,16 +133,14 @@ function bnPlan(batch: boolean, recompute: boolean, scalarWeights: boolean): Mod
 }
 
 /** One conv with BN folded into the weights: on the fly (tune) or stored (deploy). Backward needs only x. */
-function foldedPlan(tune: boolean): ModePlan {
+function foldedPlan(k: KernelChoice, tune: boolean): ModePlan {
   const weight: Role = tune ? 'weight' : 'foldedWeight';
   const channels: Role = tune ? 'channels' : 'foldedChannels';
   return {
-    forward: [step('conv_forward', { TUNE: tune }, { x: 'x', weight, channels, y: 'y' })],
+    forward: [convStep(k.forward, tune, weight, channels, 'y')],
     backward: [
-      step('conv_dgrad', { TUNE: tune }, { gradOut: 'gradY', weight, channels, gradX: 'gradX' }),
-      step('conv_wgrad', {}, { x: 'x', gradOut: 'gradY', gradWeight: 'gradWeight' }),
-      step('folded_grads', { TUNE: tune },
-        { gradOut: 'gradY', weight, channels, gradWeight: 'gradWeight', channelGrads: 'channelGrads' }),
+      dgradStep(k.dgrad, tune, 'gradY', weight, channels),
+      ...wgradSteps(k.wgrad, 'gradY', { tune, weight, channels }),
     ],
     held: ['x'],
     output: 'y',
@@ -84,26 +150,32 @@ function foldedPlan(tune: boolean): ModePlan {
 export interface PlanOptions {
   /** train only: keep x and the batch statistics, recompute the conv in backward. */
   readonly recompute?: boolean;
+  /** Which implementation each conv pass uses; default: selectKernels(c, target). */
+  readonly kernels?: KernelChoice;
+  /** The adapter (and its tuning cache) the plan is for; default: a CPU rasteriser. */
+  readonly target?: KernelTarget;
 }
 
-/** The one place that picks kernels for a mode and a config. */
+/** The one place that picks kernels for a mode and a config (the conv implementations via selectKernels). */
 export function planFor(mode: Mode, c: ConvBNConfig, options: PlanOptions = {}): ModePlan {
+  const k = options.kernels ?? selectKernels(c, options.target);
   switch (mode) {
-    case 'train': return bnPlan(true, options.recompute ?? false, hasScalarWeights(c));
-    case 'eval': return bnPlan(false, false, hasScalarWeights(c));
-    case 'tune': return foldedPlan(true);
-    case 'deploy': return foldedPlan(false);
+    case 'train': return bnPlan(k, true, options.recompute ?? false, hasScalarWeights(c));
+    case 'eval': return bnPlan(k, false, false, hasScalarWeights(c));
+    case 'tune': return foldedPlan(k, true);
+    case 'deploy': return foldedPlan(k, false);
   }
 }
 
 /** Every distinct kernel variant any mode can run on this config: a layer's full kernel set. */
-export function allVariants(c: ConvBNConfig): KernelVariant[] {
+export function allVariants(c: ConvBNConfig, options: Omit<PlanOptions, 'recompute'> = {}): KernelVariant[] {
+  const k = options.kernels ?? selectKernels(c, options.target);
   const seen = new Map<string, KernelVariant>();
   for (const mode of ['train', 'eval', 'tune', 'deploy'] as const) {
     for (const recompute of [false, true]) {
-      const plan = planFor(mode, c, { recompute });
+      const plan = planFor(mode, c, { recompute, kernels: k });
       for (const s of [...plan.forward, ...plan.backward]) {
-        seen.set(JSON.stringify([s.variant.kind, Object.entries(s.variant.flags).sort()]), s.variant);
+        seen.set(JSON.stringify([s.variant.kind, Object.entries(s.variant.flags).sort(), Object.entries(s.variant.params ?? {}).sort()]), s.variant);
       }
     }
   }
@@ -120,5 +192,6 @@ export function roleElements(role: Role, c: ConvBNConfig): number {
     case 'channels': case 'foldedChannels': return 5 * c.Cout;
     case 'stats': return 2 * c.Cout;
     case 'channelGrads': return 3 * c.Cout;
+    case 'partials': return wgradChunks(c) * partialStride(c);
   }
 }

@@ -1,5 +1,8 @@
 // dz, the gradient at the conv output. Running stats (eval): dz = dy * gamma * invstd.
 // Batch stats (train): dz = gamma * invstd * (dy - (gbeta + xhat * ggamma) / M).
+// With M = 2 values per channel that difference is eps / (var + eps) of its terms
+// (centred dy and xhat are parallel): the exact form is
+// dz = gamma * eps * invstd^3 * (dy - mean(dy)), which float32 computes without cancellation.
 @group(0) @binding(0) var<storage, read> gradOut: array<f32>;
 @group(0) @binding(1) var<storage, read> z: array<f32>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;
@@ -14,7 +17,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = y_coords(index).c;
   let invstd = stats[S_INVSTD + c];
   let g = channels[CH_GAMMA + c] * invstd;
-  if (BATCH) {
+  if (BATCH && CHANNEL_SIZE == 2u) {
+    let centred = gradOut[index] - channelGrads[G_BETA + c] / 2.0;
+    gradZ[index] = channels[CH_GAMMA + c] * EPS * invstd * invstd * invstd * centred;
+  } else if (BATCH) {
     let xhat = (z[index] - stats[S_MEAN + c]) * invstd;
     let mean_terms = (channelGrads[G_BETA + c] + xhat * channelGrads[G_GAMMA + c]) / f32(CHANNEL_SIZE);
     gradZ[index] = g * (gradOut[index] - mean_terms);

@@ -1,7 +1,10 @@
 // The statistics BN normalises with, one workgroup per channel, written as
 // [mean | 1/sqrt(var + eps)]. BATCH (train): mean and biased variance of z over
-// (N, HOUT, WOUT), two passes for accuracy; running stats updated as PyTorch's
-// BatchNorm2d does, with the unbiased variance. Otherwise (eval): running stats.
+// (N, HOUT, WOUT), two passes for accuracy, the first shifted by the channel's
+// first value so a constant channel gets exactly its value as mean and exactly 0
+// as variance (xhat = 0, not rounding noise times 1/sqrt(eps)); running stats
+// updated as PyTorch's BatchNorm2d does, with the unbiased variance.
+// Otherwise (eval): the running stats.
 @group(0) @binding(0) var<storage, read> z: array<f32>;
 @group(0) @binding(1) var<storage, read_write> channels: array<f32>;
 @group(0) @binding(2) var<storage, read_write> stats: array<f32>;
@@ -17,9 +20,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
     }
     return;
   }
+  let shift = z[y_channel_at(c, 0u)];
   var sum = 0.0;
-  for (var m = local; m < CHANNEL_SIZE; m += WORKGROUP_SIZE) { sum += z[y_channel_at(c, m)]; }
-  let mean = workgroup_sum(local, sum) / f32(CHANNEL_SIZE);
+  for (var m = local; m < CHANNEL_SIZE; m += WORKGROUP_SIZE) { sum += z[y_channel_at(c, m)] - shift; }
+  let mean = shift + workgroup_sum(local, sum) / f32(CHANNEL_SIZE);
   var squares = 0.0;
   for (var m = local; m < CHANNEL_SIZE; m += WORKGROUP_SIZE) {
     let d = z[y_channel_at(c, m)] - mean;
@@ -29,7 +33,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
   if (local == 0u) {
     stats[S_MEAN + c] = mean;
     stats[S_INVSTD + c] = 1.0 / sqrt(variance + EPS);
-    let unbiased = variance * (f32(CHANNEL_SIZE) / f32(CHANNEL_SIZE - 1u));
+    // Train mode refuses CHANNEL_SIZE < 2; max() keeps the constant expression defined for eval's specialisation.
+    let unbiased = variance * (f32(CHANNEL_SIZE) / f32(max(CHANNEL_SIZE, 2u) - 1u));
     channels[CH_MEAN + c] = (1.0 - MOMENTUM) * channels[CH_MEAN + c] + MOMENTUM * mean;
     channels[CH_VAR + c] = (1.0 - MOMENTUM) * channels[CH_VAR + c] + MOMENTUM * unbiased;
   }

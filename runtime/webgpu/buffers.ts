@@ -15,12 +15,16 @@ export interface BufferCounters {
 export class BufferPool {
   private readonly free = new Map<string, GPUBuffer[]>();
   private readonly sizes = new WeakMap<GPUBuffer, number>();
+  /** Buffers handed out and not yet released: a double release would corrupt the counters. */
+  private readonly inUse = new WeakSet<GPUBuffer>();
   private live = 0;
   private liveBytes = 0;
   private allocated = 0;
   private allocatedBytes = 0;
   /** Peak of liveBytes since the last resetPeak(). */
   private peak = 0;
+  /** After close(), released buffers are destroyed instead of pooled (a call that was in flight at engine.destroy()). */
+  private closed = false;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -34,6 +38,7 @@ export class BufferPool {
       this.allocated++;
       this.allocatedBytes += size;
     }
+    this.inUse.add(buffer);
     this.live++;
     this.liveBytes += size;
     this.peak = Math.max(this.peak, this.liveBytes);
@@ -43,8 +48,15 @@ export class BufferPool {
   release(buffer: GPUBuffer): void {
     const size = this.sizes.get(buffer);
     if (size === undefined) throw new Error('released a buffer this pool did not hand out');
+    if (!this.inUse.delete(buffer)) throw new Error('released a buffer twice');
     this.live--;
     this.liveBytes -= size;
+    if (this.closed) {
+      this.allocated--;
+      this.allocatedBytes -= size;
+      buffer.destroy();
+      return;
+    }
     const key = `${size}:${buffer.usage}`;
     const list = this.free.get(key) ?? [];
     list.push(buffer);
@@ -61,6 +73,12 @@ export class BufferPool {
       }
     }
     this.free.clear();
+  }
+
+  /** Destroys pooled buffers and every buffer released from now on. */
+  close(): void {
+    this.trim();
+    this.closed = true;
   }
 
   resetPeak(): void {

@@ -1,33 +1,71 @@
 /**
- * One ConvBN layer on WebGPU: parameters on the device (with a host copy),
- * forward and backward executed from the mode plans in codegen/plans.ts.
+ * One ConvBN layer on WebGPU: parameters on the device with a host copy kept
+ * current (running stats included, so a lost device can be replaced without
+ * losing state), forward and backward executed from the mode plans in
+ * codegen/plans.ts, chunk by chunk along the batch when the layer is over the
+ * device's buffer limits (split.ts).
  */
 import { outputShape, tensorSizes, type ConvBNConfig, type Mode } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
-import { planFor, roleElements, type ModePlan, type PersistentRole, type Role, type StepRole } from '../../codegen/plans.js';
+import {
+  planFor, roleElements, PERSISTENT_ROLES, type ModePlan, type PersistentRole, type PlanStep, type Role, type StepRole,
+} from '../../codegen/plans.js';
 import type {
-  ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, FoldedParams, ForwardOptions, LayerOptions, MemoryStats,
+  BackendName, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, Engine, FoldedParams, ForwardOptions,
+  LayerOptions, MemoryStats,
 } from '../types.js';
 import { checkFolded, checkMode, checkParams, checkTensor, foldParams } from '../validate.js';
 import { uploadable, type BufferPool } from './buffers.js';
-import type { PipelineCache } from './pipelines.js';
 import { BufferUsage, MapMode } from './flags.js';
+import { checkImageFits, largestBinding, planStepRoles, type BufferLimits } from './limits.js';
+import { DeviceLostError } from './lost.js';
+import type { PipelineCache } from './pipelines.js';
+import { batchChunks, channelCount, combineBatchStats, isBatchReduction, unsplittableStep, withBatch, type Chunk } from './split.js';
 
+/** What a layer sees of its engine; device, pool and pipelines change when a lost device is replaced. */
 export interface WebGPUContext {
   readonly device: GPUDevice;
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
-  /** Throws if the device is gone (lost or destroyed). */
-  assertUsable(): void;
+  readonly limits: BufferLimits;
+  /** Bumped with every new device: buffers from an older generation are gone. */
+  readonly generation: number;
+  /** False while the device is lost (or replaced by the fallback) or the engine destroyed: no uploads then. */
+  readonly usable: boolean;
+  assertNotDestroyed(): void;
+  /** Waits for a working device, replacing a lost one first; resolves to the fallback engine once layers must use it. */
+  ready(): Promise<Engine | undefined>;
+  /** The error to throw for a failure of GPU work in flight: DeviceLostError when the device went away. */
+  deviceError(error: unknown, during: string): unknown;
 }
 
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 
-interface Held {
-  readonly mode: Mode;
+/**
+ * A chunk of the batch with its plan (kernel choices may depend on N, so each
+ * chunk config gets its own) and the step buffers of its current call.
+ */
+interface ChunkRun extends Chunk {
   readonly plan: ModePlan;
   readonly buffers: Map<StepRole, GPUBuffer>;
 }
+
+/** Where each chunk's pass is cut for a batch reduction combined on the host (see split.ts). */
+type Cut = (chunk: ChunkRun) => number;
+
+interface Held {
+  readonly mode: Mode;
+  readonly chunks: readonly ChunkRun[];
+  readonly generation: number;
+}
+
+/** A tensor to read back after a submission: a step role of one chunk, or a persistent role. */
+interface Read {
+  readonly chunk: ChunkRun;
+  readonly role: Role;
+}
+
+const isPersistent = (role: Role): role is PersistentRole => (PERSISTENT_ROLES as readonly string[]).includes(role);
 
 /** [bias | gamma | beta | running mean | running var]: the layout templates/common.wgsl reads. */
 function packChannels(c: ConvBNConfig, p: { bias?: Float32Array; gamma?: Float32Array; beta?: Float32Array;
@@ -41,15 +79,63 @@ function packChannels(c: ConvBNConfig, p: { bias?: Float32Array; gamma?: Float32
   return out;
 }
 
+/**
+ * With several chunks, where each chunk's pass stops for a batch reduction
+ * (train's bn_stats / bn_grad_reduce), or undefined when the pass has none
+ * (or there is one chunk, which reduces over the whole batch by itself).
+ */
+function batchCut(chunks: readonly ChunkRun[], pass: (chunk: ChunkRun) => readonly PlanStep[]): Cut | undefined {
+  if (chunks.length < 2) return undefined;
+  const cuts = new Map(chunks.map((ch) => [ch, pass(ch).findIndex(isBatchReduction)]));
+  const found = [...cuts.values()].filter((i) => i >= 0).length;
+  if (found === 0) return undefined;
+  if (found !== chunks.length) throw new Error('chunk plans disagree on the batch reduction; cannot split this layer');
+  return (ch) => cuts.get(ch)!;
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Chunks' partial sums over their images, added in float64 and rounded once. */
+function sum(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const acc = new Float64Array(parts[0].length);
+  for (const p of parts) for (let i = 0; i < p.length; i++) acc[i] += p[i];
+  return Float32Array.from(acc);
+}
+
+/** Options objects are checked like tensors: a typo'd value must not silently pick another plan. */
+function checkFlags(field: string, value: unknown, names: readonly string[]): void {
+  if (value === undefined) return;
+  if (value === null || typeof value !== 'object') throw new ConvBNInputError(field, value, `must be an object { ${names.join(', ')} }`);
+  for (const name of names) {
+    const flag = (value as Record<string, unknown>)[name];
+    if (flag !== undefined && typeof flag !== 'boolean') throw new ConvBNInputError(`${field}.${name}`, flag, 'must be true or false');
+  }
+}
+
 export class WebGPULayer implements ConvBNLayer {
-  readonly backend = 'webgpu' as const;
   readonly options: Readonly<Required<LayerOptions>>;
   private readonly persistent = new Map<PersistentRole, GPUBuffer>();
+  /** The device generation `persistent` lives on. */
+  private persistentGeneration: number;
   private host: ConvBNParams | undefined;
-  /** True once train mode has changed the running stats on the device. */
-  private hostStatsStale = false;
   private folded: FoldedParams | undefined;
   private held: Held | undefined;
+  /** Why the last forward's saved tensors are gone, when a device loss took them. */
+  private heldLost: string | undefined;
+  /** Where calls go once the engine has fallen back to WASM. */
+  private fallbackLayer: ConvBNLayer | undefined;
+  /** Chunks per mode on the current device (its limits and kernel choices decide them). */
+  private chunkCache: { generation: number; chunks: Map<string, readonly Chunk[]> } | undefined;
   private stepLive = 0;
   private stepPeak = 0;
   private lastHeld = 0;
@@ -64,8 +150,14 @@ export class WebGPULayer implements ConvBNLayer {
     params: ConvBNParamsInput | undefined,
     options: LayerOptions,
   ) {
-    this.options = { recompute: options.recompute ?? false };
-    if (params) this.setParameters(params);
+    checkFlags('options', options, ['recompute']);
+    this.options = { recompute: options?.recompute ?? false };
+    this.persistentGeneration = ctx.generation;
+    if (params !== undefined) this.setParameters(params);
+  }
+
+  get backend(): BackendName {
+    return this.fallbackLayer?.backend ?? 'webgpu';
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -76,7 +168,55 @@ export class WebGPULayer implements ConvBNLayer {
 
   private assertAlive(): void {
     if (this.destroyed) throw new Error('this ConvBN layer was destroyed');
-    this.ctx.assertUsable();
+    this.ctx.assertNotDestroyed();
+  }
+
+  /**
+   * Start of every call: a working device with this layer's parameters on it,
+   * or the fallback layer to hand the call to.
+   */
+  private async prepare(): Promise<ConvBNLayer | undefined> {
+    this.assertAlive();
+    const fallback = await this.ctx.ready();
+    this.assertAlive();
+    if (fallback) return this.fallbackOn(fallback);
+    if (this.persistentGeneration !== this.ctx.generation) {
+      // A new device: the old buffers died with the old one, so they are dropped, not released.
+      this.persistent.clear();
+      this.persistentGeneration = this.ctx.generation;
+      this.forgetHeld('the device was lost after forward');
+      this.uploadParameters();
+    }
+    return undefined;
+  }
+
+  private fallbackOn(engine: Engine): ConvBNLayer {
+    if (!this.fallbackLayer) {
+      const layer = engine.createLayer(this.config, this.host, this.options);
+      if (this.folded) layer.setFoldedParameters(this.folded);
+      this.fallbackLayer = layer;
+      // Their device is gone for good; returning them (to the pool they came from) keeps the engine's counters true.
+      if (this.persistentGeneration === this.ctx.generation) {
+        for (const buffer of this.persistent.values()) this.ctx.pool.release(buffer);
+      }
+      this.persistent.clear();
+      if (this.held) {
+        this.dropHeld();
+        this.heldLost = 'the device was lost after forward';
+      }
+    }
+    return this.fallbackLayer;
+  }
+
+  /** Drops saved tensors without returning them to a pool: for buffers of a lost device. */
+  private forgetHeld(reason: string): void {
+    if (!this.held) return;
+    this.held = undefined;
+    this.heldLost = reason;
+  }
+
+  private write(buffer: GPUBuffer, data: Float32Array): void {
+    this.ctx.device.queue.writeBuffer(buffer, 0, uploadable(data));
   }
 
   private writePersistent(role: PersistentRole, data: Float32Array): void {
@@ -85,7 +225,20 @@ export class WebGPULayer implements ConvBNLayer {
       buffer = this.ctx.pool.acquire(roleElements(role, this.config) * 4, STORAGE, role);
       this.persistent.set(role, buffer);
     }
-    this.ctx.device.queue.writeBuffer(buffer, 0, uploadable(data));
+    this.write(buffer, data);
+  }
+
+  /** Host copy -> device, when the device is up; otherwise prepare() does it once there is one. */
+  private uploadParameters(which: { params: boolean; folded: boolean } = { params: true, folded: true }): void {
+    if (!this.ctx.usable || this.persistentGeneration !== this.ctx.generation) return;
+    if (which.params && this.host) {
+      this.writePersistent('weight', this.host.weight);
+      this.writePersistent('channels', packChannels(this.config, this.host));
+    }
+    if (which.folded && this.folded) {
+      this.writePersistent('foldedWeight', this.folded.weight);
+      this.writePersistent('foldedChannels', packChannels(this.config, { bias: this.folded.bias }));
+    }
   }
 
   setParameters(params: ConvBNParamsInput): void {
@@ -99,10 +252,9 @@ export class WebGPULayer implements ConvBNLayer {
       runningMean: params.runningMean.slice(),
       runningVar: params.runningVar.slice(),
     };
-    this.hostStatsStale = false;
     this.folded = undefined;
-    this.writePersistent('weight', this.host.weight);
-    this.writePersistent('channels', packChannels(this.config, this.host));
+    this.fallbackLayer?.setParameters(params);
+    this.uploadParameters();
   }
 
   private requireParams(): ConvBNParams {
@@ -112,8 +264,10 @@ export class WebGPULayer implements ConvBNLayer {
 
   getParameters(): Promise<ConvBNParams> {
     return this.serial(async () => {
-      this.assertAlive();
-      const host = await this.syncHost();
+      const fallback = await this.prepare();
+      if (fallback) return fallback.getParameters();
+      // The host copy is current: train forwards read the running stats back with y.
+      const host = this.requireParams();
       return {
         weight: host.weight.slice(), bias: host.bias?.slice(), gamma: host.gamma.slice(), beta: host.beta.slice(),
         runningMean: host.runningMean.slice(), runningVar: host.runningVar.slice(),
@@ -121,23 +275,11 @@ export class WebGPULayer implements ConvBNLayer {
     });
   }
 
-  /** Reads the running stats back after train mode changed them. */
-  private async syncHost(): Promise<ConvBNParams> {
-    const host = this.requireParams();
-    if (this.hostStatsStale) {
-      const [channels] = await this.read([{ buffer: this.persistent.get('channels')!, elements: 5 * this.config.Cout }]);
-      const C = this.config.Cout;
-      host.runningMean = channels.slice(3 * C, 4 * C);
-      host.runningVar = channels.slice(4 * C, 5 * C);
-      this.hostStatsStale = false;
-    }
-    return host;
-  }
-
   getFoldedParameters(): Promise<FoldedParams> {
     return this.serial(async () => {
-      this.assertAlive();
-      const f = await this.ensureFolded();
+      const fallback = await this.prepare();
+      if (fallback) return fallback.getFoldedParameters();
+      const f = this.ensureFolded();
       return { weight: f.weight.slice(), bias: f.bias.slice() };
     });
   }
@@ -145,180 +287,410 @@ export class WebGPULayer implements ConvBNLayer {
   setFoldedParameters(params: FoldedParams): void {
     this.assertAlive();
     checkFolded(this.config, params);
-    this.uploadFolded({ weight: params.weight.slice(), bias: params.bias.slice() });
-  }
-
-  private uploadFolded(f: FoldedParams): void {
-    this.folded = f;
-    this.writePersistent('foldedWeight', f.weight);
-    this.writePersistent('foldedChannels', packChannels(this.config, { bias: f.bias }));
+    this.folded = { weight: params.weight.slice(), bias: params.bias.slice() };
+    this.fallbackLayer?.setFoldedParameters(params);
+    this.uploadParameters({ params: false, folded: true });
   }
 
   /** Deploy folds once, on the host in float64, from the current parameters. */
-  private async ensureFolded(): Promise<FoldedParams> {
-    if (!this.folded) this.uploadFolded(foldParams(this.config, await this.syncHost()));
-    return this.folded!;
+  private ensureFolded(): FoldedParams {
+    if (!this.folded) {
+      this.folded = foldParams(this.config, this.requireParams());
+      this.uploadParameters({ params: false, folded: true });
+    }
+    return this.folded;
+  }
+
+  /**
+   * The batch as the device's limits allow it for this mode (one chunk unless
+   * the layer is over them), each chunk with its plan. Refuses, before any GPU
+   * work, an image too large for a buffer this mode's kernels need.
+   */
+  private chunksFor(mode: Mode, recompute: boolean): ChunkRun[] {
+    const key = `${mode}:${recompute}`;
+    if (this.chunkCache?.generation !== this.ctx.generation) this.chunkCache = { generation: this.ctx.generation, chunks: new Map() };
+    let chunks = this.chunkCache.chunks.get(key);
+    if (!chunks) {
+      const { limits } = this.ctx;
+      const target = this.ctx.pipelines.target;
+      const roles = (c: ConvBNConfig) => planStepRoles(planFor(mode, c, { recompute, target }));
+      const one = withBatch(this.config, 1);
+      checkImageFits(one, limits, roles(one));
+      chunks = batchChunks(this.config, limits, roles);
+      // bn_grad_apply takes a chunk of two values per channel for the whole batch (its exact M = 2 form).
+      if (mode === 'train' && chunks.length > 1 && chunks.some((ch) => channelCount(ch.config) === 2)) {
+        throw new ConvBNInputError('N', this.config.N,
+          `cannot be split for train mode on this device: its chunks would hold two values per channel`);
+      }
+      this.chunkCache.chunks.set(key, chunks);
+    }
+    const target = this.ctx.pipelines.target;
+    return chunks.map((ch) => ({ ...ch, plan: planFor(mode, ch.config, { recompute, target }), buffers: new Map() }));
+  }
+
+  /**
+   * Images per batch chunk that `mode` runs in on the current device: one
+   * entry unless the layer is over the device's buffer limits. Diagnostic.
+   */
+  chunkSizes(mode: Mode, options: { recompute?: boolean } = {}): number[] {
+    checkMode(mode);
+    checkFlags('options', options, ['recompute']);
+    return this.chunksFor(mode, options?.recompute ?? this.options.recompute).map((ch) => ch.config.N);
   }
 
   forward(x: Float32Array, mode: Mode, options: ForwardOptions = {}): Promise<Float32Array> {
     checkMode(mode);
     checkTensor('x', x, tensorSizes(this.config).x);
+    checkFlags('options', options, ['requiresGrad', 'recompute']);
     const out = outputShape(this.config);
     if (mode === 'train' && out.N * out.H * out.W < 2) {
       throw new ConvBNInputError('N * Hout * Wout', out.N * out.H * out.W,
         'must be >= 2 in train mode (batch variance needs more than one value per channel)');
     }
-    const recompute = options.recompute ?? this.options.recompute;
-    const requiresGrad = options.requiresGrad ?? true;
+    const recompute = options?.recompute ?? this.options.recompute;
+    const requiresGrad = options?.requiresGrad ?? true;
+    // The caller may reuse x as soon as this returns a promise.
+    const input = x.slice();
     return this.serial(async () => {
-      this.assertAlive();
+      const fallback = await this.prepare();
+      if (fallback) return fallback.forward(input, mode, { recompute, requiresGrad });
       this.requireParams();
-      if (mode === 'deploy') await this.ensureFolded();
-      this.dropHeld();
-      this.stepLive = 0;
-      this.stepPeak = 0;
-      const plan = planFor(mode, this.config, { recompute });
-      const buffers = new Map<StepRole, GPUBuffer>();
-      this.ctx.device.queue.writeBuffer(this.stepBuffer(buffers, 'x'), 0, uploadable(x));
-      const [y] = await this.run(plan.forward, buffers, [plan.output]);
-      if (mode === 'train') {
-        this.hostStatsStale = true;
-        this.folded = undefined;
-      }
-      for (const [role, buffer] of buffers) {
-        if (!requiresGrad || !plan.held.includes(role)) this.releaseStep(buffers, role, buffer);
-      }
-      if (requiresGrad) {
-        this.held = { mode, plan, buffers };
-      } else {
-        this.lastHeld = 0;
-        this.lastPeak = this.stepPeak;
-      }
-      return y;
+      return this.forwardOnDevice(input, mode, recompute, requiresGrad);
     });
+  }
+
+  private async forwardOnDevice(x: Float32Array, mode: Mode, recompute: boolean, requiresGrad: boolean): Promise<Float32Array> {
+    if (mode === 'deploy') this.ensureFolded();
+    this.dropHeld();
+    this.heldLost = undefined;
+    this.stepLive = 0;
+    this.stepPeak = 0;
+    const chunks = this.chunksFor(mode, recompute);
+    if (chunks.length > 1) for (const ch of chunks) this.assertSplittable(ch.plan, mode, chunks[0].config.N);
+    const generation = this.ctx.generation;
+    let y: Float32Array;
+    try {
+      const xPerImage = tensorSizes(this.config).x / this.config.N;
+      for (const ch of chunks) {
+        this.write(this.stepBuffer(ch, 'x'), x.subarray(ch.start * xPerImage, (ch.start + ch.config.N) * xPerImage));
+      }
+      const cut = batchCut(chunks, (ch) => ch.plan.forward);
+      if (cut) {
+        y = await this.forwardAcrossChunks(chunks, cut);
+      } else {
+        const reads: Read[] = chunks.map((chunk) => ({ chunk, role: chunk.plan.output }));
+        // Train moves the running stats on the device: read them with y so the host copy stays current.
+        if (mode === 'train') reads.push({ chunk: chunks[0], role: 'channels' });
+        const out = await this.gpu(chunks, (ch) => ch.plan.forward, reads, 'forward');
+        if (mode === 'train') this.takeRunningStats(out.pop()!);
+        y = concat(out);
+      }
+    } catch (error) {
+      this.releaseChunks(chunks, generation);
+      throw error;
+    }
+    if (mode === 'train') this.folded = undefined;
+    for (const ch of chunks) {
+      for (const [role, buffer] of ch.buffers) {
+        if (!requiresGrad || !ch.plan.held.includes(role)) this.releaseStep(ch, role, buffer);
+      }
+    }
+    if (requiresGrad) {
+      this.held = { mode, chunks, generation };
+    } else {
+      this.lastHeld = 0;
+      this.lastPeak = this.stepPeak;
+    }
+    return y;
+  }
+
+  /** Refuses, before any GPU work, a mode whose kernels cannot be split when the batch must be. */
+  private assertSplittable(plan: ModePlan, mode: Mode, perChunk: number): void {
+    const step = unsplittableStep(plan);
+    if (!step) return;
+    const { bytes, limit } = largestBinding(this.ctx.limits);
+    throw new ConvBNInputError('N', this.config.N,
+      `must be <= ${perChunk} for ${mode} mode on this device: a larger batch is over its ${limit} = ${bytes} ` +
+      `and must be split, and kernel ${step.variant.kind} has no split form (it reduces over the whole batch)`);
+  }
+
+  private takeRunningStats(channels: Float32Array): void {
+    const host = this.requireParams();
+    const C = this.config.Cout;
+    host.runningMean = channels.slice(3 * C, 4 * C);
+    host.runningVar = channels.slice(4 * C, 5 * C);
+  }
+
+  /**
+   * Train forward over several chunks: batch statistics are over the whole
+   * batch, so each chunk's (mean, invstd) is read back, combined on the host,
+   * and the combined statistics written to every chunk before the rest runs.
+   */
+  private async forwardAcrossChunks(chunks: readonly ChunkRun[], cut: Cut): Promise<Float32Array> {
+    const before = (ch: ChunkRun) => ch.plan.forward.slice(0, cut(ch) + 1);
+    const after = (ch: ChunkRun) => ch.plan.forward.slice(cut(ch) + 1);
+    const parts = await this.gpu(chunks, before, chunks.map((chunk) => ({ chunk, role: 'stats' })), 'forward');
+    const c = this.config;
+    const C = c.Cout;
+    const batch = combineBatchStats(chunks.map((ch, i) => ({ count: channelCount(ch.config), stats: parts[i] })), C, Math.fround(c.eps));
+    const stats = new Float32Array(2 * C);
+    const host = this.requireParams();
+    const runningMean = new Float32Array(C);
+    const runningVar = new Float32Array(C);
+    for (let o = 0; o < C; o++) {
+      stats[o] = batch.mean[o];
+      stats[C + o] = 1 / Math.sqrt(batch.variance[o] + c.eps);
+      runningMean[o] = (1 - c.momentum) * host.runningMean[o] + c.momentum * batch.mean[o];
+      runningVar[o] = (1 - c.momentum) * host.runningVar[o] + c.momentum * batch.variance[o] * batch.count / (batch.count - 1);
+    }
+    // Each chunk's bn_stats moved the running stats once per chunk: replace them with one update for the whole batch.
+    host.runningMean = runningMean;
+    host.runningVar = runningVar;
+    this.write(this.persistent.get('channels')!, packChannels(c, host));
+    for (const ch of chunks) this.write(ch.buffers.get('stats')!, stats);
+    return concat(await this.gpu(chunks, after, chunks.map((chunk) => ({ chunk, role: chunk.plan.output })), 'forward'));
   }
 
   backward(gradY: Float32Array): Promise<ConvBNGrads> {
     checkTensor('gradY', gradY, tensorSizes(this.config).y);
+    const input = gradY.slice();
     return this.serial(async () => {
-      this.assertAlive();
+      const fallback = await this.prepare();
+      if (this.heldLost !== undefined) {
+        const reason = this.heldLost;
+        this.heldLost = undefined;
+        throw new DeviceLostError('backward', `${reason}: the tensors it saved are gone; run forward again`);
+      }
+      if (fallback) return fallback.backward(input);
       const held = this.held;
       if (!held) throw new ConvBNInputError('backward', 'called', 'needs a forward with requiresGrad (the default) first');
       this.held = undefined;
-      const buffers = held.buffers;
-      const heldBytes = this.stepLive;
-      this.ctx.device.queue.writeBuffer(this.stepBuffer(buffers, 'gradY'), 0, uploadable(gradY));
-      const [gradX, gradWeight, channelGrads] = await this.run(held.plan.backward, buffers, ['gradX', 'gradWeight', 'channelGrads']);
-      for (const [role, buffer] of buffers) this.releaseStep(buffers, role, buffer);
-      this.lastHeld = heldBytes;
-      this.lastPeak = this.stepPeak;
-      const C = this.config.Cout;
-      const gradBias = channelGrads.slice(0, C);
-      if (held.mode === 'deploy') return { gradX, gradFoldedWeight: gradWeight, gradFoldedBias: gradBias };
-      return {
-        gradX,
-        gradWeight,
-        gradBias: this.config.bias ? gradBias : undefined,
-        gradGamma: channelGrads.slice(C, 2 * C),
-        gradBeta: channelGrads.slice(2 * C, 3 * C),
-      };
+      return this.backwardOnDevice(held, input);
     });
   }
 
-  private stepBuffer(buffers: Map<StepRole, GPUBuffer>, role: StepRole): GPUBuffer {
-    let buffer = buffers.get(role);
+  private async backwardOnDevice(held: Held, gradY: Float32Array): Promise<ConvBNGrads> {
+    const { chunks } = held;
+    const heldBytes = this.stepLive;
+    let gradX: Float32Array;
+    let gradWeight: Float32Array;
+    let channelGrads: Float32Array;
+    try {
+      const yPerImage = tensorSizes(this.config).y / this.config.N;
+      for (const ch of chunks) {
+        this.write(this.stepBuffer(ch, 'gradY'), gradY.subarray(ch.start * yPerImage, (ch.start + ch.config.N) * yPerImage));
+      }
+      const cut = batchCut(chunks, (ch) => ch.plan.backward);
+      if (cut) {
+        ({ gradX, gradWeight, channelGrads } = await this.backwardAcrossChunks(chunks, cut));
+      } else {
+        const roles = ['gradX', 'gradWeight', 'channelGrads'] as const;
+        const out = await this.gpu(chunks, (ch) => ch.plan.backward, chunks.flatMap((chunk) => roles.map((role) => ({ chunk, role }))), 'backward');
+        const part = (k: number) => chunks.map((_, i) => out[i * roles.length + k]);
+        gradX = concat(part(0));
+        gradWeight = sum(part(1));
+        channelGrads = sum(part(2));
+      }
+    } finally {
+      this.releaseChunks(chunks, held.generation);
+    }
+    this.lastHeld = heldBytes;
+    this.lastPeak = this.stepPeak;
+    const C = this.config.Cout;
+    const gradBias = channelGrads.slice(0, C);
+    if (held.mode === 'deploy') return { gradX, gradFoldedWeight: gradWeight, gradFoldedBias: gradBias };
+    return {
+      gradX,
+      gradWeight,
+      gradBias: this.config.bias ? gradBias : undefined,
+      gradGamma: channelGrads.slice(C, 2 * C),
+      gradBeta: channelGrads.slice(2 * C, 3 * C),
+    };
+  }
+
+  /**
+   * Train backward over several chunks: dz needs the batch sums of dy and
+   * dy * xhat, so bn_grad_reduce runs per chunk, the host adds the sums, and
+   * every chunk gets them before bn_grad_apply. bn_grad_apply divides the sums
+   * by its own chunk's value count M_k; handing it the batch sums times M_k / M
+   * makes that the division by the batch's M.
+   */
+  private async backwardAcrossChunks(chunks: readonly ChunkRun[], cut: Cut):
+    Promise<{ gradX: Float32Array; gradWeight: Float32Array; channelGrads: Float32Array }> {
+    const before = (ch: ChunkRun) => ch.plan.backward.slice(0, cut(ch) + 1);
+    const after = (ch: ChunkRun) => ch.plan.backward.slice(cut(ch) + 1);
+    const parts = await this.gpu(chunks, before, chunks.map((chunk) => ({ chunk, role: 'channelGrads' })), 'backward');
+    const C = this.config.Cout;
+    const total = new Float64Array(3 * C);
+    for (const p of parts) for (let i = C; i < 3 * C; i++) total[i] += p[i];
+    const M = chunks.reduce((n, ch) => n + channelCount(ch.config), 0);
+    for (const ch of chunks) {
+      const scale = channelCount(ch.config) / M;
+      this.write(ch.buffers.get('channelGrads')!, Float32Array.from(total, (v) => v * scale));
+    }
+    const roles = ['gradX', 'gradWeight'] as const;
+    const out = await this.gpu(chunks, after, chunks.flatMap((chunk) => roles.map((role) => ({ chunk, role }))), 'backward');
+    // The conv bias gradient is exactly 0 with batch statistics (the batch mean absorbs the bias).
+    return {
+      gradX: concat(chunks.map((_, i) => out[2 * i])),
+      gradWeight: sum(chunks.map((_, i) => out[2 * i + 1])),
+      channelGrads: Float32Array.from(total),
+    };
+  }
+
+  private stepBuffer(chunk: ChunkRun, role: StepRole): GPUBuffer {
+    let buffer = chunk.buffers.get(role);
     if (!buffer) {
-      const bytes = roleElements(role, this.config) * 4;
+      const bytes = roleElements(role, chunk.config) * 4;
       buffer = this.ctx.pool.acquire(bytes, STORAGE, role);
-      buffers.set(role, buffer);
+      chunk.buffers.set(role, buffer);
       this.stepLive += bytes;
       this.stepPeak = Math.max(this.stepPeak, this.stepLive);
     }
     return buffer;
   }
 
-  private releaseStep(buffers: Map<StepRole, GPUBuffer>, role: StepRole, buffer: GPUBuffer): void {
-    buffers.delete(role);
-    this.stepLive -= roleElements(role, this.config) * 4;
+  private releaseStep(chunk: ChunkRun, role: StepRole, buffer: GPUBuffer): void {
+    chunk.buffers.delete(role);
+    this.stepLive -= roleElements(role, chunk.config) * 4;
     this.ctx.pool.release(buffer);
   }
 
-  private bufferFor(role: Role, buffers: Map<StepRole, GPUBuffer>): GPUBuffer {
-    const persistent = this.persistent.get(role as PersistentRole);
-    if (persistent) return persistent;
-    return this.stepBuffer(buffers, role as StepRole);
+  /** Returns a call's step buffers to the pool, unless their device is gone (then they are just dropped). */
+  private releaseChunks(chunks: readonly ChunkRun[], generation: number): void {
+    for (const ch of chunks) {
+      if (generation === this.ctx.generation) {
+        for (const [role, buffer] of ch.buffers) this.releaseStep(ch, role, buffer);
+      }
+      ch.buffers.clear();
+    }
   }
 
-  /** Encodes the steps in one pass, then reads the named roles back. */
-  private async run(steps: ModePlan['forward'], buffers: Map<StepRole, GPUBuffer>, outputs: StepRole[]): Promise<Float32Array[]> {
+  private bufferFor(role: Role, chunk: ChunkRun): GPUBuffer {
+    if (isPersistent(role)) {
+      const buffer = this.persistent.get(role);
+      if (!buffer) throw new Error(`plan binds parameter buffer '${role}', which was never uploaded`);
+      return buffer;
+    }
+    return this.stepBuffer(chunk, role);
+  }
+
+  private encode(pass: GPUComputePassEncoder, s: PlanStep, chunk: ChunkRun): void {
     const { device } = this.ctx;
+    const compiled = this.ctx.pipelines.get(s.variant, chunk.config);
+    const entries = compiled.kernel.bindings.map((b) => {
+      const role = s.bind[b.name];
+      if (!role) throw new Error(`plan step ${s.variant.kind} does not bind '${b.name}'`);
+      if (roleElements(role, chunk.config) !== b.elements) {
+        throw new Error(`plan binds role ${role} (${roleElements(role, chunk.config)} elements) to '${b.name}' (${b.elements})`);
+      }
+      return { binding: b.binding, resource: { buffer: this.bufferFor(role, chunk) } };
+    });
+    pass.setPipeline(compiled.pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ layout: compiled.layout, entries }));
+    const [dx, dy, dz] = compiled.kernel.dispatch;
+    pass.dispatchWorkgroups(dx, dy, dz);
+  }
+
+  /**
+   * Encodes `steps` for every chunk in one pass, copies `reads` to staging
+   * buffers, submits, and maps them. Error scopes are pushed and popped with
+   * no await in between: they are one stack per device, and other layers'
+   * calls run at every await.
+   */
+  private async gpu(
+    chunks: readonly ChunkRun[], steps: (chunk: ChunkRun) => readonly PlanStep[], reads: readonly Read[], during: string,
+  ): Promise<Float32Array[]> {
+    const { device } = this.ctx;
+    const staging: Staging[] = [];
+    let encodeError: unknown;
     device.pushErrorScope('validation');
     device.pushErrorScope('out-of-memory');
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    for (const s of steps) {
-      const compiled = this.ctx.pipelines.get(s.variant, this.config);
-      const entries = compiled.kernel.bindings.map((b) => {
-        const role = s.bind[b.name];
-        if (!role) throw new Error(`plan step ${s.variant.kind} does not bind '${b.name}'`);
-        if (roleElements(role, this.config) !== b.elements) {
-          throw new Error(`plan binds role ${role} (${roleElements(role, this.config)} elements) to '${b.name}' (${b.elements})`);
-        }
-        return { binding: b.binding, resource: { buffer: this.bufferFor(role, buffers) } };
-      });
-      pass.setPipeline(compiled.pipeline);
-      pass.setBindGroup(0, device.createBindGroup({ layout: compiled.layout, entries }));
-      const [dx, dy, dz] = compiled.kernel.dispatch;
-      pass.dispatchWorkgroups(dx, dy, dz);
+    try {
+      const encoder = device.createCommandEncoder();
+      if (chunks.some((chunk) => steps(chunk).length > 0)) {
+        const pass = encoder.beginComputePass();
+        for (const chunk of chunks) for (const s of steps(chunk)) this.encode(pass, s, chunk);
+        pass.end();
+      }
+      this.stage(encoder, reads, staging);
+      device.queue.submit([encoder.finish()]);
+    } catch (error) {
+      encodeError = error;
     }
-    pass.end();
-    const results = await this.readWith(encoder, outputs.map((role) => ({
-      buffer: buffers.get(role) ?? this.bufferFor(role, buffers),
-      elements: roleElements(role, this.config),
-    })));
-    const oom = await device.popErrorScope();
-    const validation = await device.popErrorScope();
-    const error = validation ?? oom;
-    if (error) throw new Error(`WebGPU error in a convbn kernel (a bug, please report): ${error.message}`);
+    const scopes = [device.popErrorScope(), device.popErrorScope()];
+    let results: Float32Array[] = [];
+    let mapError: unknown;
+    try {
+      if (encodeError === undefined) results = await this.unstage(staging, reads.length);
+    } catch (error) {
+      mapError = error;
+    } finally {
+      for (const s of staging) {
+        this.stepLive -= s.bytes;
+        this.ctx.pool.release(s.buffer);
+      }
+    }
+    let scopeErrors: (GPUError | null)[];
+    try {
+      scopeErrors = await Promise.all(scopes);
+    } catch (error) {
+      scopeErrors = [];
+      mapError ??= error;
+    }
+    const [oom, validation] = scopeErrors;
+    if (validation) throw new Error(`WebGPU validation error in a convbn kernel during ${during} (a bug, please report): ${validation.message}`);
+    if (oom) throw new Error(`the GPU ran out of memory during ${during}: ${oom.message}`);
+    if (encodeError !== undefined) throw encodeError;
+    if (mapError !== undefined) throw this.ctx.deviceError(mapError, during);
     return results;
   }
 
-  private read(sources: { buffer: GPUBuffer; elements: number }[]): Promise<Float32Array[]> {
-    return this.readWith(this.ctx.device.createCommandEncoder(), sources);
+  /** Copies reads into staging buffers, each within maxBufferSize (so many chunks' outputs never make one too large). */
+  private stage(encoder: GPUCommandEncoder, reads: readonly Read[], staging: Staging[]): void {
+    const groups: { reads: { read: Read; elements: number }[]; bytes: number }[] = [];
+    for (const read of reads) {
+      const elements = roleElements(read.role, read.chunk.config);
+      const last = groups[groups.length - 1];
+      if (last && last.bytes + elements * 4 <= this.ctx.limits.maxBufferSize) {
+        last.reads.push({ read, elements });
+        last.bytes += elements * 4;
+      } else {
+        groups.push({ reads: [{ read, elements }], bytes: elements * 4 });
+      }
+    }
+    for (const g of groups) {
+      const buffer = this.ctx.pool.acquire(g.bytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'readback');
+      this.stepLive += g.bytes;
+      this.stepPeak = Math.max(this.stepPeak, this.stepLive);
+      staging.push({ buffer, bytes: g.bytes, elements: g.reads.map((r) => r.elements) });
+      let offset = 0;
+      for (const { read, elements } of g.reads) {
+        encoder.copyBufferToBuffer(this.bufferFor(read.role, read.chunk), 0, buffer, offset, elements * 4);
+        offset += elements * 4;
+      }
+    }
   }
 
-  /** Copies every source into one staging buffer, submits, maps once. */
-  private async readWith(encoder: GPUCommandEncoder, sources: { buffer: GPUBuffer; elements: number }[]): Promise<Float32Array[]> {
-    const total = sources.reduce((n, s) => n + s.elements, 0) * 4;
-    const staging = this.ctx.pool.acquire(total, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'readback');
-    this.stepLive += total;
-    this.stepPeak = Math.max(this.stepPeak, this.stepLive);
-    try {
+  private async unstage(staging: readonly Staging[], count: number): Promise<Float32Array[]> {
+    await Promise.all(staging.map((s) => s.buffer.mapAsync(MapMode.READ, 0, s.bytes)));
+    const out: Float32Array[] = [];
+    for (const s of staging) {
+      const all = new Float32Array(s.buffer.getMappedRange(0, s.bytes).slice(0));
+      s.buffer.unmap();
       let offset = 0;
-      for (const s of sources) {
-        encoder.copyBufferToBuffer(s.buffer, 0, staging, offset, s.elements * 4);
-        offset += s.elements * 4;
+      for (const n of s.elements) {
+        out.push(all.slice(offset, offset + n));
+        offset += n;
       }
-      this.ctx.device.queue.submit([encoder.finish()]);
-      await staging.mapAsync(MapMode.READ, 0, total);
-      const all = new Float32Array(staging.getMappedRange(0, total).slice(0));
-      staging.unmap();
-      const out: Float32Array[] = [];
-      offset = 0;
-      for (const s of sources) {
-        out.push(all.slice(offset, offset + s.elements));
-        offset += s.elements;
-      }
-      return out;
-    } finally {
-      this.stepLive -= total;
-      this.ctx.pool.release(staging);
     }
+    if (out.length !== count) throw new Error(`read back ${out.length} tensors, expected ${count}`);
+    return out;
   }
 
   private dropHeld(): void {
     if (!this.held) return;
-    for (const [role, buffer] of this.held.buffers) this.releaseStep(this.held.buffers, role, buffer);
+    this.releaseChunks(this.held.chunks, this.held.generation);
     this.held = undefined;
   }
 
@@ -326,15 +698,27 @@ export class WebGPULayer implements ConvBNLayer {
     let parameterBytes = 0;
     for (const role of this.persistent.keys()) parameterBytes += roleElements(role, this.config) * 4;
     let heldForBackwardBytes = 0;
-    if (this.held) for (const role of this.held.buffers.keys()) heldForBackwardBytes += roleElements(role, this.config) * 4;
+    for (const ch of this.held?.chunks ?? []) {
+      for (const role of ch.buffers.keys()) heldForBackwardBytes += roleElements(role, ch.config) * 4;
+    }
     return { parameterBytes, heldForBackwardBytes, lastStepHeldBytes: this.lastHeld, lastStepPeakBytes: this.lastPeak };
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.dropHeld();
-    for (const buffer of this.persistent.values()) this.ctx.pool.release(buffer);
+    if (this.persistentGeneration === this.ctx.generation) {
+      for (const buffer of this.persistent.values()) this.ctx.pool.release(buffer);
+    }
     this.persistent.clear();
+    this.fallbackLayer?.destroy();
     this.destroyed = true;
   }
+}
+
+interface Staging {
+  readonly buffer: GPUBuffer;
+  readonly bytes: number;
+  /** Element counts of the reads packed into this buffer, in order. */
+  readonly elements: readonly number[];
 }

@@ -45,7 +45,20 @@ export const GENERAL_CONFIGS: Record<string, ConvBNConfigInput> = {
   "'same' stride 2 (extra padding bottom/right)": { N: 2, Cin: 3, Cout: 4, H: 8, W: 7, kernel: 4, stride: 2, padding: 'same' },
   'dilation [2,3] stride [2,1] groups 2': { N: 2, Cin: 4, Cout: 6, H: 12, W: 11, kernel: [3, 2], stride: [2, 1], dilation: [2, 3], groups: 2, padding: [2, 1] },
   '1x1 Cin=1 (one weight per channel)': { N: 3, Cin: 1, Cout: 4, H: 6, W: 5, kernel: 1, stride: 2, eps: 1e-5 },
+  // Found by fuzzing: shapes where float32 would only reach the answer by cancellation.
+  'one live tap (the other reads only padding)': {
+    N: 3, Cin: 2, Cout: 2, H: 1, W: 2, kernel: [1, 2], stride: [1, 3], padding: [0, 0, 1, 0], dilation: [3, 1], groups: 2,
+    bias: false, eps: 0.001,
+  },
+  'depthwise 3x3 on a 1x1 image (only the centre tap is live)': { N: 2, Cin: 3, Cout: 6, H: 1, W: 1, kernel: 3, padding: 1, groups: 3 },
+  'two values per channel (N * Hout * Wout = 2)': {
+    N: 2, Cin: 2, Cout: 2, H: 3, W: 8, kernel: [1, 3], stride: [3, 3], dilation: [3, 3], groups: 2, eps: 1e-5,
+  },
+  'no tap ever reads the image (z is the bias)': { N: 3, Cin: 2, Cout: 2, H: 2, W: 2, kernel: 1, stride: 3, padding: 2 },
 };
+
+/** Train mode needs two values per channel; the other modes take one. */
+export const SINGLE_VALUE_CONFIG: ConvBNConfigInput = { N: 1, Cin: 2, Cout: 3, H: 1, W: 1, kernel: 1 };
 
 function expectAllClose(produced: Record<string, Float32Array>, expected: Record<string, Float64Array>, label: string): void {
   for (const [name, ref] of Object.entries(expected)) {
@@ -88,6 +101,12 @@ export function backendConformance(name: string, getEngine: () => Engine | undef
         expectAllClose(produced, expected, `${label} ${mode}`);
       });
     }
+    const single = normalizeConfig(SINGLE_VALUE_CONFIG);
+    const singleInputs = randomInputs(rng, single);
+    test.each(['eval', 'tune', 'deploy'] as const)('one value per channel (N = H = W = 1) %s', async (mode) => {
+      const { produced, expected } = await runOnEngine(engine(), single, singleInputs, mode);
+      expectAllClose(produced, expected, `single value ${mode}`);
+    });
     const random = mulberry32(2026);
     for (let i = 0; i < 12; i++) {
       const config = normalizeConfig(randomValidConfig(random, { maxElements: 3000 }));

@@ -1,0 +1,74 @@
+/**
+ * Implicit GEMM with workgroup-memory tiling, for GPUs where shared memory is
+ * fast and barriers cheap (the opposite of a CPU rasteriser). One GEMM core
+ * (templates/igemm_core.wgsl) for all three passes; each pass's template gives
+ * the loaders that read A and B straight from the tensors (im2col on the fly)
+ * and the store. 64 invocations (8 x 8) per workgroup, each computing a
+ * (TM/8) x (TN/8) block of a TM x TN tile, K staged TK at a time.
+ *
+ *   forward: per group, M = Cout/g, N = batch pixels, K = Cin/g * kH * kW
+ *   dgrad:   per group, M = Cin/g,  N = input pixels, K = Cout/g * kH * kW
+ *   wgrad:   per group and chunk of rows, M = Cout/g, N = Cin/g * kH * kW,
+ *            K = the chunk's pixels; partial sums for wgrad_reduce, as conv_wgrad_reg.
+ */
+import { TEMPLATES } from '../../templates/generated.js';
+import { outputShape, type ConvBNConfig } from '../config.js';
+import type { Expansion, KernelVariant } from '../kernels.js';
+import { ceilDiv, param, TileMismatchError } from './common.js';
+import { partialStride, rowsPerChunk, wgradChunks } from './wgrad.js';
+
+export type IgemmPass = 'forward' | 'dgrad' | 'wgrad';
+
+export interface IgemmTile {
+  readonly TM: number;
+  readonly TN: number;
+  readonly TK: number;
+}
+
+export function igemmTileProblem(t: IgemmTile): string | undefined {
+  for (const [name, v] of [['TM', t.TM], ['TN', t.TN]] as const) {
+    if (v !== 8 && v !== 16 && v !== 32 && v !== 64) return `${name} must be 8, 16, 32 or 64`;
+  }
+  if (t.TK !== 4 && t.TK !== 8 && t.TK !== 16) return 'TK must be 4, 8 or 16';
+  return undefined;
+}
+
+export function igemmTileOf(variant: KernelVariant): IgemmTile {
+  const p = variant.params;
+  return { TM: param(p, 'TM'), TN: param(p, 'TN'), TK: param(p, 'TK') };
+}
+
+function gemmShape(pass: IgemmPass, c: ConvBNConfig): { M: number; N: number; K: number; batch: number } {
+  const out = outputShape(c);
+  const cinPerGroup = c.Cin / c.groups;
+  const coutPerGroup = c.Cout / c.groups;
+  const taps = c.kH * c.kW;
+  switch (pass) {
+    case 'forward': return { M: coutPerGroup, N: c.N * out.H * out.W, K: cinPerGroup * taps, batch: c.groups };
+    case 'dgrad': return { M: cinPerGroup, N: c.N * c.H * c.W, K: coutPerGroup * taps, batch: c.groups };
+    case 'wgrad': return { M: coutPerGroup, N: cinPerGroup * taps, K: rowsPerChunk(c) * out.W, batch: c.groups * wgradChunks(c) };
+  }
+}
+
+function expandPass(pass: IgemmPass, variant: KernelVariant, c: ConvBNConfig): Expansion {
+  const t = igemmTileOf(variant);
+  const problem = igemmTileProblem(t);
+  if (problem) throw new TileMismatchError(`conv_${pass}_wg`, problem);
+  const g = gemmShape(pass, c);
+  const tilesM = ceilDiv(g.M, t.TM);
+  const tilesN = ceilDiv(g.N, t.TN);
+  const workgroups = tilesM * tilesN * g.batch;
+  return {
+    constants: {
+      TM: t.TM, TN: t.TN, TK: t.TK, RM: t.TM / 8, RN: t.TN / 8,
+      GEMM_M: g.M, GEMM_N: g.N, GEMM_K: g.K, GEMM_BATCH: g.batch, TILES_M: tilesM, TILES_N: tilesN,
+      ...(pass === 'wgrad' ? { CHUNKS: wgradChunks(c), ROWS_PER_CHUNK: rowsPerChunk(c), PARTIAL_STRIDE: partialStride(c) } : {}),
+    },
+    inserts: { CORE: TEMPLATES.igemm_core },
+    workgroups,
+  };
+}
+
+export const expandForwardWg = (v: KernelVariant, c: ConvBNConfig): Expansion => expandPass('forward', v, c);
+export const expandDgradWg = (v: KernelVariant, c: ConvBNConfig): Expansion => expandPass('dgrad', v, c);
+export const expandWgradWg = (v: KernelVariant, c: ConvBNConfig): Expansion => expandPass('wgrad', v, c);

@@ -1,0 +1,45 @@
+// Forward convolution as an implicit GEMM with workgroup-memory tiling (GPUs):
+// per group, C (Cout/g x pixels) = W (Cout/g x Cin/g*kH*kW) * im2col(x), the
+// im2col read on the fly. TUNE: W' = W * s formed as A is loaded, b' in the store.
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read> channels: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+const SUM_ROWS: bool = false;
+const TAPS: u32 = KH * KW;
+
+fn scale_of(co: u32) -> f32 {
+  if (TUNE) { return channels[CH_GAMMA + co] / sqrt(channels[CH_VAR + co] + EPS); }
+  return 1.0;
+}
+
+fn load_a(z: u32, m: u32, k: u32) -> f32 {
+  let co = z * COUT_PER_GROUP + m;
+  return weight[co * (CIN_PER_GROUP * TAPS) + k] * scale_of(co);
+}
+
+fn load_b(z: u32, k: u32, n: u32) -> f32 {
+  let ci = k / TAPS;
+  let kh = (k / KW) % KH;
+  let kw = k % KW;
+  let img = n / (HOUT * WOUT);
+  let oh = (n / WOUT) % HOUT;
+  let ow = n % WOUT;
+  let ih = i32(oh * STRIDE_H + kh * DILATION_H) - PAD_TOP;
+  let iw = i32(ow * STRIDE_W + kw * DILATION_W) - PAD_LEFT;
+  if (ih < 0 || ih >= i32(H) || iw < 0 || iw >= i32(W)) { return 0.0; }
+  return x[x_at(img, z * CIN_PER_GROUP + ci, u32(ih), u32(iw))];
+}
+
+fn store_c(z: u32, m: u32, n: u32, v: f32) {
+  let co = z * COUT_PER_GROUP + m;
+  var shift = channels[CH_BIAS + co];
+  if (TUNE) { shift = (channels[CH_BIAS + co] - channels[CH_MEAN + co]) * scale_of(co) + channels[CH_BETA + co]; }
+  let img = n / (HOUT * WOUT);
+  y[(img * COUT + co) * (HOUT * WOUT) + n % (HOUT * WOUT)] = v + shift;
+}
+
+fn store_row_sum(z: u32, m: u32, v: f32) {}
+
+//@insert CORE

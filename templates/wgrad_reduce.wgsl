@@ -1,0 +1,55 @@
+// Weight gradient, pass 2 of 2, one workgroup per output channel: adds the
+// chunks' partial sums in chunk order (deterministic). With FOLD (tune and
+// deploy) it also finishes the per-channel gradients in the same pass, which
+// a separate folded_grads kernel used to do with its own pass over gradOut:
+//   gb' = sum dy (from the partials).
+//   TUNE: gW = s * gW', gb = s * gb', gbeta = gb',
+//         ggamma = (sum_k W * gW' + (b - mean) * gb') / sqrt(var + eps)
+//         (never divides by s: gamma = 0 channels work).
+//   deploy: gW' and gb' are the gradients of the folded parameters.
+@group(0) @binding(0) var<storage, read> partials: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read> channels: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gradWeight: array<f32>;
+@group(0) @binding(4) var<storage, read_write> channelGrads: array<f32>;
+
+const WEIGHTS_PER_OUT: u32 = CIN_PER_GROUP * KH * KW;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) local: u32) {
+  let c = flat_workgroup(wid);
+  if (c >= COUT) { return; }
+  var invstd = 1.0;
+  var s = 1.0;
+  if (TUNE) {
+    invstd = 1.0 / sqrt(channels[CH_VAR + c] + EPS);
+    s = channels[CH_GAMMA + c] * invstd;
+  }
+  var dot = 0.0;
+  for (var k = local; k < WEIGHTS_PER_OUT; k += WORKGROUP_SIZE) {
+    let i = c * WEIGHTS_PER_OUT + k;
+    var g = 0.0;
+    for (var chunk = 0u; chunk < CHUNKS; chunk++) { g += partials[chunk * PARTIAL_STRIDE + i]; }
+    if (TUNE) {
+      dot += weight[i] * g;
+      gradWeight[i] = s * g;
+    } else {
+      gradWeight[i] = g;
+    }
+  }
+  if (!FOLD) { return; }
+  var gb = 0.0;
+  if (local == 0u) {
+    for (var chunk = 0u; chunk < CHUNKS; chunk++) { gb += partials[chunk * PARTIAL_STRIDE + W_SIZE + c]; }
+  }
+  if (TUNE) {
+    let total = workgroup_sum(local, dot);
+    if (local == 0u) {
+      channelGrads[G_BIAS + c] = s * gb;
+      channelGrads[G_BETA + c] = gb;
+      channelGrads[G_GAMMA + c] = (total + (channels[CH_BIAS + c] - channels[CH_MEAN + c]) * gb) * invstd;
+    }
+  } else if (local == 0u) {
+    channelGrads[G_BIAS + c] = gb;
+  }
+}
