@@ -7,4 +7,5 @@ export {
 } from '../codegen/config.js';
 export { ConvBNInputError } from '../codegen/errors.js';
 export { NoWebGPUError } from './webgpu/device.js';
+export { DeviceLostError } from './webgpu/lost.js';
 export { foldParams } from './validate.js';

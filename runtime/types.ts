@@ -61,9 +61,12 @@ export interface MemoryStats {
   parameterBytes: number;
   /** Bytes held right now between a forward and its backward. */
   heldForBackwardBytes: number;
-  /** Held between forward and backward in the last completed step. */
+  /** Held between forward and backward in the last completed training step (forward + backward). */
   lastStepHeldBytes: number;
-  /** Peak bytes of step buffers (inputs, outputs, saved tensors, scratch) alive at once during the last step. */
+  /**
+   * Peak bytes of step buffers (inputs, outputs, saved tensors, scratch) alive at once during the last
+   * completed training step. A forward with requiresGrad: false leaves both figures unchanged.
+   */
   lastStepPeakBytes: number;
 }
 

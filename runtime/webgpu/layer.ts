@@ -395,12 +395,8 @@ export class WebGPULayer implements ConvBNLayer {
         if (!requiresGrad || !ch.plan.held.includes(role)) this.releaseStep(ch, role, buffer);
       }
     }
-    if (requiresGrad) {
-      this.held = { mode, chunks, generation };
-    } else {
-      this.lastHeld = 0;
-      this.lastPeak = this.stepPeak;
-    }
+    // An inference forward is not a training step: the last step's figures stay.
+    if (requiresGrad) this.held = { mode, chunks, generation };
     return y;
   }
 
