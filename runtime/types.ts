@@ -76,6 +76,12 @@ export interface ConvBNLayer {
   readonly options: Readonly<Required<LayerOptions>>;
   /** Validates lengths and values (finite, var + eps > 0) before anything is uploaded. */
   setParameters(params: ConvBNParamsInput): void;
+  /**
+   * Replaces the named tensors and keeps the rest, e.g. after an optimizer step:
+   * `updateParameters({ weight, gamma, beta })` leaves the running stats train mode updated.
+   * Call it between steps (after the backward it follows has resolved).
+   */
+  updateParameters(params: Partial<ConvBNParamsInput>): void;
   getParameters(): Promise<ConvBNParams>;
   /** Deploy mode's W', b' (folded from the current parameters on first use). */
   getFoldedParameters(): Promise<FoldedParams>;

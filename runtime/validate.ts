@@ -85,3 +85,25 @@ export function foldParams(c: ConvBNConfig, p: ConvBNParamsInput): FoldedParams 
   }
   return { weight, bias };
 }
+
+const PARAM_NAMES = ['weight', 'bias', 'gamma', 'beta', 'runningMean', 'runningVar'] as const;
+
+/**
+ * `current` with the tensors `update` names replaced (e.g. an optimizer step
+ * changes weights but not the running stats train mode keeps updating).
+ * Unknown names are refused so a typo does not pass silently; the result is
+ * checked as a whole by the caller's setParameters.
+ */
+export function mergeParams(current: ConvBNParamsInput, update: Partial<ConvBNParamsInput>): ConvBNParamsInput {
+  if (update === null || typeof update !== 'object') {
+    throw new ConvBNInputError('params', update, `must be an object with some of ${PARAM_NAMES.join(', ')}`);
+  }
+  const merged: ConvBNParamsInput = { ...current };
+  for (const [name, value] of Object.entries(update)) {
+    if (!(PARAM_NAMES as readonly string[]).includes(name)) {
+      throw new ConvBNInputError(name, typeof value, `is not a parameter; allowed: ${PARAM_NAMES.join(', ')}`);
+    }
+    if (value !== undefined) (merged as unknown as Record<string, unknown>)[name] = value;
+  }
+  return merged;
+}

@@ -14,7 +14,7 @@ import type {
   BackendName, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, Engine, FoldedParams, ForwardOptions,
   LayerOptions, MemoryStats,
 } from '../types.js';
-import { checkFolded, checkMode, checkParams, checkTensor, foldParams } from '../validate.js';
+import { checkFolded, checkMode, checkParams, checkTensor, foldParams, mergeParams } from '../validate.js';
 import { uploadable, type BufferPool } from './buffers.js';
 import { BufferUsage, MapMode } from './flags.js';
 import { checkImageFits, largestBinding, planStepRoles, type BufferLimits } from './limits.js';
@@ -255,6 +255,11 @@ export class WebGPULayer implements ConvBNLayer {
     this.folded = undefined;
     this.fallbackLayer?.setParameters(params);
     this.uploadParameters();
+  }
+
+  updateParameters(params: Partial<ConvBNParamsInput>): void {
+    this.assertAlive();
+    this.setParameters(mergeParams(this.requireParams(), params));
   }
 
   private requireParams(): ConvBNParams {

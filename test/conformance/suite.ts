@@ -204,6 +204,34 @@ export function backendConformance(name: string, getEngine: () => Engine | undef
     });
   });
 
+  describe(`${name}: parameters`, () => {
+    test('updateParameters replaces what it names and keeps the running stats train mode updated', async () => {
+      const config = normalizeConfig({ N: 2, Cin: 3, Cout: 4, H: 5, W: 5, kernel: 3, padding: 1, momentum: 0.5 });
+      const rng = mulberry32(21);
+      const inputs = randomInputs(rng, config);
+      const layer = engine().createLayer(config, {
+        weight: Float32Array.from(inputs.weight), bias: Float32Array.from(inputs.bias ?? new Float32Array(4)),
+        gamma: Float32Array.from(inputs.gamma), beta: Float32Array.from(inputs.beta),
+        runningMean: Float32Array.from(inputs.running_mean), runningVar: Float32Array.from(inputs.running_var),
+      });
+      await layer.forward(Float32Array.from(inputs.x), 'train');
+      await layer.backward(Float32Array.from(inputs.grad_y));
+      const afterTrain = await layer.getParameters();
+      const expected = referenceCase(config, inputs, 'train');
+      expect(relativeError(afterTrain.runningVar, expected.running_var)).toBeLessThanOrEqual(TOLERANCE);
+      const weight = randomTensor(rng, tensorSizes(config).weight);
+      layer.updateParameters({ weight });
+      const now = await layer.getParameters();
+      expect(now.weight).toEqual(weight);
+      expect(now.runningMean).toEqual(afterTrain.runningMean);
+      expect(now.runningVar).toEqual(afterTrain.runningVar);
+      expect(now.gamma).toEqual(afterTrain.gamma);
+      expect(() => layer.updateParameters({ weights: weight } as never)).toThrow(ConvBNInputError);
+      expect(() => layer.updateParameters({ gamma: new Float32Array(3) })).toThrow(/gamma\.length/);
+      layer.destroy();
+    });
+  });
+
   describe(`${name}: bad input gets a clear error`, () => {
     const config = normalizeConfig({ N: 2, Cin: 2, Cout: 2, H: 5, W: 5, kernel: 3, padding: 1 });
     const rng = mulberry32(5);
