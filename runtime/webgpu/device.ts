@@ -3,6 +3,8 @@
  * package (Dawn). With no GPU, Dawn's OpenGL ES backend in compatibility mode
  * on Mesa llvmpipe (EGL_PLATFORM=surfaceless) is what works: see README.
  */
+import { importNode } from '../nodeImport.js';
+
 export interface AcquiredDevice {
   readonly device: GPUDevice;
   readonly adapter: GPUAdapter;
@@ -43,9 +45,7 @@ let dawn: Promise<DawnModule> | undefined;
 const liveInstances = new Set<GPU>();
 const noAdapterFrom = new Set<string>();
 async function loadDawn(): Promise<DawnModule> {
-  // A variable specifier keeps bundlers from pulling the native module into browser builds.
-  const name = 'webgpu';
-  dawn ??= import(/* @vite-ignore */ name) as Promise<DawnModule>;
+  dawn ??= importNode<DawnModule>('webgpu');
   const mod = await dawn;
   // Dawn's flags and enums (GPUBufferUsage, ...) are globals in browsers; mirror that.
   for (const [k, v] of Object.entries(mod.globals)) {
@@ -96,7 +96,7 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
   if (typeof process === 'undefined') throw new NoWebGPUError('neither navigator.gpu nor Node.js is present');
   process.env.EGL_PLATFORM ??= 'surfaceless';
   if (!process.env.XDG_RUNTIME_DIR) {
-    const { tmpdir } = await import('node:os');
+    const { tmpdir } = await importNode<typeof import('node:os')>('node:os');
     process.env.XDG_RUNTIME_DIR = tmpdir();
   }
   let mod: DawnModule;
