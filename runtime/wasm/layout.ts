@@ -6,7 +6,7 @@
 /** Exported kernels, in the order the thread pool indexes them. */
 export const KERNELS = [
   'pack_input', 'pack_weights', 'conv_direct4', 'conv_direct1', 'conv_scalar', 'dgrad_scalar',
-  'wgrad_scalar', 'wgrad4', 'wgrad1', 'bn_train_fwd', 'bn_train_bwd', 'bn_eval_bwd', 'chan_sum',
+  'wgrad_scalar', 'wgrad4', 'wgrad1', 'pack_x_nhwc', 'pack_dz_nhwc', 'wgrad_nhwc', 'wgrad_nhwc_sum', 'wgrad_nhwc_gather', 'bn_train_fwd', 'bn_train_bwd', 'bn_eval_bwd', 'chan_sum',
 ] as const;
 export type KernelName = (typeof KERNELS)[number];
 
@@ -20,7 +20,8 @@ export const PWT = {
 
 export const CV = {
   N: 0, G: 1, C: 2, CO: 3, R: 4, S: 5, PW: 6, KH: 7, KW: 8, SH: 9, DH: 10, DW: 11, HO: 12, WO: 13,
-  X: 14, W: 15, OUT: 16, BIAS: 17, OUT2: 18, M2: 19, S2: 20, B2: 21, RPT: 22, CPT: 23, PLANE: 24,
+  X: 14, W: 15, OUT: 16, BIAS: 17, OUT2: 18, M2: 19, S2: 20, B2: 21, RPT: 22, CPT: 23, PLANE: 24, TAB: 25, INNER: 26, FUSE: 27, SRCH: 28, SRCW: 29, UPH: 30, UPW: 31,
+  PADT: 32, PADL: 33, SCRATCH: 34, SSTRIDE: 35, UPT: 36, UNITS: 37,
 } as const;
 
 export const SC = {
@@ -30,7 +31,12 @@ export const SC = {
 
 export const WG = {
   N: 0, G: 1, C: 2, CO: 3, R: 4, S: 5, PW: 6, KH: 7, KW: 8, SH: 9, DH: 10, DW: 11, HO: 12, WO: 13,
-  X: 14, DZ: 15, GW: 16, KPT: 17, PLANE: 18,
+  X: 14, DZ: 15, GW: 16, KPT: 17, PLANE: 18, ACC: 19, BAND: 20,
+} as const;
+
+export const WN = {
+  N: 0, G: 1, C: 2, CO: 3, CP: 4, CQ: 5, R: 6, WP: 7, KH: 8, KW: 9, SH: 10, SW: 11, DH: 12, DW: 13, HO: 14, WO: 15,
+  X: 16, DZ: 17, XT: 18, DZT: 19, PART: 20, OHC: 21, GW: 22, PADT: 23, PADL: 24, H: 25, W: 26, TASKS: 27, OPT: 28,
 } as const;
 
 export const BN = {
@@ -38,5 +44,8 @@ export const BN = {
   UPDATE: 13, DY: 14, DZ: 15, GBETA: 16, GGAMMA: 17, GBIAS: 18,
 } as const;
 
+/** Scratch bytes per k pair of wgrad4 (accumulators between row bands). */
+export const WG_ACC_BYTES = 192;
+
 /** Slots in one parameter block (the largest layout, rounded up). */
-export const PARAM_SLOTS = 32;
+export const PARAM_SLOTS = 40;

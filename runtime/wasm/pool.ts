@@ -13,10 +13,13 @@ import { KERNELS } from './layout.js';
 /** Control block slots (Int32Array over a SharedArrayBuffer). */
 const GEN = 0, FN = 1, PARAMS = 2, TASKS = 3, NEXT = 4, DONE = 5, QUIT = 6, FAILED = 7;
 const CTL_SLOTS = 16;
+/** NEXT = generation << TAG_SHIFT | task index; jobs have fewer than 2^20 tasks (more run on the caller alone). */
+const TAG_SHIFT = 20, TASK_MASK = (1 << TAG_SHIFT) - 1, GEN_MASK = 0x7ff;
 
 export const MAX_PAGES = 65536;
 
-type KernelFn = (params: number, task: number) => void;
+/** (params block, task index, thread index: 0 is the caller, workers 1..threads-1). */
+type KernelFn = (params: number, task: number, tid: number) => void;
 
 const isNode = typeof process !== 'undefined' && typeof process.versions === 'object' && !!process.versions.node;
 
@@ -77,15 +80,6 @@ async function buildWithAsc(config: string, target: string): Promise<void> {
   }
 }
 
-export function hardwareThreads(): number {
-  if (isNode) {
-    const nodeOs = (globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } }).process;
-    void nodeOs;
-  }
-  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  return Math.max(1, nav?.hardwareConcurrency ?? 1);
-}
-
 /** Whether this environment can share wasm memory between threads. */
 export function canShareMemory(): boolean {
   if (typeof SharedArrayBuffer === 'undefined') return false;
@@ -97,42 +91,49 @@ interface WorkerLike {
   terminate(): unknown;
 }
 
-/** Worker body, shared by Node (eval'd CommonJS) and browsers (classic script from a Blob). */
+/**
+ * Worker body, shared by Node (eval'd CommonJS) and browsers (classic script
+ * from a Blob). NEXT holds (generation << 20 | next task): a worker claims a
+ * task with compare-exchange only while the generation is the one whose job
+ * fields it read, so a worker that wakes late never takes (or loses) a task
+ * of a newer job. The caller waits for DONE (tasks finished), not for every
+ * worker to check in: an idle worker that the OS has not scheduled yet never
+ * delays a job.
+ */
 const WORKER_LOOP = `
-function convbnWorkerLoop(module, memory, ctlBuffer, names, ready) {
+function convbnWorkerLoop(module, memory, ctlBuffer, names, tid, ready) {
   const ctl = new Int32Array(ctlBuffer);
   const instance = new WebAssembly.Instance(module, { env: { memory, abort() { throw new Error('wasm abort'); } } });
   const fns = names.map((n) => instance.exports[n]);
-  let gen = Atomics.load(ctl, ${GEN});
+  let seen = Atomics.load(ctl, ${GEN});
   ready();
   for (;;) {
-    Atomics.wait(ctl, ${GEN}, gen);
+    Atomics.wait(ctl, ${GEN}, seen);
     const g = Atomics.load(ctl, ${GEN});
-    if (g === gen) continue;
-    gen = g;
+    if (g === seen) continue;
+    seen = g;
     if (Atomics.load(ctl, ${QUIT}) !== 0) return;
     const fn = fns[ctl[${FN}]], p = ctl[${PARAMS}], n = ctl[${TASKS}];
-    try {
-      let t;
-      while ((t = Atomics.add(ctl, ${NEXT}, 1)) < n) fn(p, t);
-    } catch (e) {
-      Atomics.store(ctl, ${FAILED}, 1);
+    for (;;) {
+      const v = Atomics.load(ctl, ${NEXT});
+      if ((v >>> ${TAG_SHIFT}) !== g || (v & ${TASK_MASK}) >= n) break;
+      if (Atomics.compareExchange(ctl, ${NEXT}, v, v + 1) !== v) continue;
+      try { fn(p, v & ${TASK_MASK}, tid); } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
+      if (Atomics.add(ctl, ${DONE}, 1) + 1 === n) Atomics.notify(ctl, ${DONE});
     }
-    Atomics.add(ctl, ${DONE}, 1);
-    Atomics.notify(ctl, ${DONE});
   }
 }
 `;
 
 const NODE_WORKER = `${WORKER_LOOP}
-const { parentPort, workerData } = require('node:worker_threads');
-convbnWorkerLoop(workerData.module, workerData.memory, workerData.ctl, workerData.names, () => parentPort.postMessage('ready'));
+const { parentPort, workerData } = typeof require === 'function' ? require('node:worker_threads') : process.getBuiltinModule('node:worker_threads');
+convbnWorkerLoop(workerData.module, workerData.memory, workerData.ctl, workerData.names, workerData.tid, () => parentPort.postMessage('ready'));
 `;
 
 const BROWSER_WORKER = `${WORKER_LOOP}
 self.onmessage = (e) => {
   const d = e.data;
-  convbnWorkerLoop(d.module, d.memory, d.ctl, d.names, () => self.postMessage('ready'));
+  convbnWorkerLoop(d.module, d.memory, d.ctl, d.names, d.tid, () => self.postMessage('ready'));
 };
 `;
 
@@ -159,7 +160,7 @@ export class ThreadPool {
     const ctl = new Int32Array(new SharedArrayBuffer(CTL_SLOTS * 4));
     const workers: WorkerLike[] = [];
     try {
-      for (let i = 1; i < threads; i++) workers.push(await startWorker(module, memory, ctl.buffer as SharedArrayBuffer));
+      for (let i = 1; i < threads; i++) workers.push(await startWorker(module, memory, ctl.buffer as SharedArrayBuffer, i));
     } catch (error) {
       for (const w of workers) void w.terminate();
       throw error;
@@ -168,47 +169,52 @@ export class ThreadPool {
   }
 
   /**
-   * Runs tasks 0..tasks-1 of `kernel`. In Node the caller blocks until all are
+   * Runs tasks 0..tasks-1 of `kernel` (`serial`: all on this thread, for
+   * jobs too small to be worth waking the workers). In Node the caller blocks until all are
    * done; in a browser window (no Atomics.wait) it returns a promise.
    */
-  run(kernel: number, params: number, tasks: number): void | Promise<void> {
+  run(kernel: number, params: number, tasks: number, serial = false): void | Promise<void> {
     if (this.destroyed) throw new Error('convbn wasm: the engine was destroyed');
     const fn = this.fns[kernel];
-    if (this.workers.length === 0 || tasks <= 1) {
-      for (let t = 0; t < tasks; t++) fn(params, t);
+    if (this.workers.length === 0 || tasks <= 1 || serial || tasks > TASK_MASK) {
+      for (let t = 0; t < tasks; t++) fn(params, t, 0);
       return;
     }
     const ctl = this.ctl;
+    const gen = (Atomics.load(ctl, GEN) + 1) & GEN_MASK;
     ctl[FN] = kernel;
     ctl[PARAMS] = params;
     ctl[TASKS] = tasks;
-    Atomics.store(ctl, NEXT, 0);
     Atomics.store(ctl, DONE, 0);
     Atomics.store(ctl, FAILED, 0);
-    Atomics.add(ctl, GEN, 1);
+    Atomics.store(ctl, NEXT, gen << TAG_SHIFT);
+    Atomics.store(ctl, GEN, gen);
     Atomics.notify(ctl, GEN);
     let error: unknown;
-    try {
-      let t: number;
-      while ((t = Atomics.add(ctl, NEXT, 1)) < tasks) fn(params, t);
-    } catch (e) {
-      error = e;
-      Atomics.store(ctl, NEXT, tasks); // let the workers stop early
+    for (;;) {
+      const t = Atomics.add(ctl, NEXT, 1) & TASK_MASK;
+      if (t >= tasks) break;
+      try {
+        fn(params, t, 0);
+      } catch (e) {
+        error ??= e;
+      }
+      Atomics.add(ctl, DONE, 1);
     }
-    const want = this.workers.length;
     if (isNode) {
       let spins = 0;
       let d: number;
-      while ((d = Atomics.load(ctl, DONE)) < want) {
+      while ((d = Atomics.load(ctl, DONE)) < tasks) {
         if (++spins < 2000) continue;
         Atomics.wait(ctl, DONE, d, 1000);
       }
       this.finish(error);
       return;
     }
-    return this.waitAsync(want).then(() => this.finish(error));
+    return this.waitAsync(tasks).then(() => this.finish(error));
   }
 
+  /** Browser main thread: wait for DONE to reach `want` without blocking. */
   private async waitAsync(want: number): Promise<void> {
     const ctl = this.ctl;
     const waitAsync = (Atomics as unknown as {
@@ -240,11 +246,11 @@ export class ThreadPool {
   }
 }
 
-async function startWorker(module: WebAssembly.Module, memory: WebAssembly.Memory, ctl: SharedArrayBuffer): Promise<WorkerLike> {
+async function startWorker(module: WebAssembly.Module, memory: WebAssembly.Memory, ctl: SharedArrayBuffer, tid: number): Promise<WorkerLike> {
   const names = [...KERNELS];
   if (isNode) {
     const { Worker } = await import('node:worker_threads');
-    const worker = new Worker(NODE_WORKER, { eval: true, workerData: { module, memory, ctl, names } });
+    const worker = new Worker(NODE_WORKER, { eval: true, execArgv: [], workerData: { module, memory, ctl, names, tid } });
     await new Promise<void>((resolve, reject) => {
       worker.once('message', () => resolve());
       worker.once('error', reject);
@@ -262,7 +268,7 @@ async function startWorker(module: WebAssembly.Module, memory: WebAssembly.Memor
   await new Promise<void>((resolve, reject) => {
     worker.onmessage = () => resolve();
     worker.onerror = (e) => reject(new Error(`convbn wasm: worker failed: ${e.message}`));
-    worker.postMessage({ module, memory, ctl, names });
+    worker.postMessage({ module, memory, ctl, names, tid });
   });
   URL.revokeObjectURL(url);
   return worker;

@@ -40,55 +40,95 @@
 const PK_PLANES = 0, PK_SRCH = 1, PK_SRCW = 2, PK_UPH = 3, PK_UPW = 4, PK_PADT = 5, PK_PADL = 6,
   PK_R = 7, PK_S = 8, PK_PW = 9, PK_SRC = 10, PK_DST = 11, PK_PPT = 12;
 
-export function pack_input(p: usize, task: i32): void {
+export function pack_input(p: usize, task: i32, tid: i32): void {
   const planes = pi(p, PK_PLANES), srcH = pi(p, PK_SRCH), srcW = pi(p, PK_SRCW);
   const upH = pi(p, PK_UPH), upW = pi(p, PK_UPW), padT = pi(p, PK_PADT), padL = pi(p, PK_PADL);
   const R = pi(p, PK_R), S = pi(p, PK_S), PW = pi(p, PK_PW);
   const src = pu(p, PK_SRC), dst = pu(p, PK_DST), ppt = pi(p, PK_PPT);
-  const rowLen = S * PW;
   const p0 = task * ppt, p1 = imin(planes, p0 + ppt);
   for (let pl = p0; pl < p1; pl++) {
-    const sbase = at(src, pl * srcH * srcW);
-    const dbase = at(dst, pl * R * rowLen);
-    for (let r = 0; r < R; r++) {
-      const drow = at(dbase, r * rowLen);
-      const ru = r - padT;
-      let sr = -1;
-      if (ru >= 0 && ru % upH == 0) {
-        const q = ru / upH;
-        if (q < srcH) sr = q;
-      }
-      if (sr < 0) {
-        memory.fill(drow, 0, <usize>rowLen << 2);
-        continue;
-      }
-      const srow = at(sbase, sr * srcW);
-      if (S == 1 && upW == 1) {
-        const lo = imax(0, padL);
-        const hi = imin(PW, padL + srcW);
-        if (hi <= lo) {
-          memory.fill(drow, 0, <usize>PW << 2);
-          continue;
-        }
-        if (lo > 0) memory.fill(drow, 0, <usize>lo << 2);
-        memory.copy(at(drow, lo), at(srow, lo - padL), <usize>(hi - lo) << 2);
-        if (hi < PW) memory.fill(at(drow, hi), 0, <usize>(PW - hi) << 2);
-      } else {
-        for (let ph = 0; ph < S; ph++) {
-          const dph = at(drow, ph * PW);
-          for (let j = 0; j < PW; j++) {
-            const cu = j * S + ph - padL;
-            let v: f32 = 0;
-            if (cu >= 0 && cu % upW == 0) {
-              const q = cu / upW;
-              if (q < srcW) v = load<f32>(at(srow, q));
-            }
-            store<f32>(at(dph, j), v);
+    packRows(at(src, pl * srcH * srcW), at(dst, pl * R * S * PW), 0, R, srcH, srcW, upH, upW, padT, padL, S, PW);
+  }
+}
+
+/** Rows r0 .. r0+count-1 of one packed plane (see pack_input), written from dbase on. */
+function packRows(
+  sbase: usize, dbase: usize, r0: i32, count: i32, srcH: i32, srcW: i32, upH: i32, upW: i32,
+  padT: i32, padL: i32, S: i32, PW: i32,
+): void {
+  const rowLen = S * PW;
+  for (let r = r0; r < r0 + count; r++) {
+    const drow = at(dbase, (r - r0) * rowLen);
+    const ru = r - padT;
+    let sr = -1;
+    if (ru >= 0 && ru % upH == 0) {
+      const q = ru / upH;
+      if (q < srcH) sr = q;
+    }
+    if (sr < 0) {
+      memory.fill(drow, 0, <usize>rowLen << 2);
+      continue;
+    }
+    const srow = at(sbase, sr * srcW);
+    if (upW == 1) {
+      for (let ph = 0; ph < S; ph++) {
+        const dph = at(drow, ph * PW);
+        // j*S + ph - padL in [0, srcW)  <=>  j in [lo, hi)
+        const first = padL - ph;
+        let lo = first > 0 ? (first + S - 1) / S : 0;
+        let hi = (srcW + padL - ph + S - 1) / S;
+        if (hi > PW) hi = PW;
+        if (lo > PW) lo = PW;
+        if (hi < lo) hi = lo;
+        if (lo > 0) memory.fill(dph, 0, <usize>lo << 2);
+        if (S == 1) {
+          if (hi > lo) memory.copy(at(dph, lo), at(srow, lo - padL), <usize>(hi - lo) << 2);
+        } else {
+          let sp = at(srow, lo * S + ph - padL);
+          const step = <usize>S << 2;
+          for (let j = lo; j < hi; j++) {
+            store<f32>(at(dph, j), load<f32>(sp));
+            sp += step;
           }
+        }
+        if (hi < PW) memory.fill(at(dph, hi), 0, <usize>(PW - hi) << 2);
+      }
+    } else {
+      for (let ph = 0; ph < S; ph++) {
+        const dph = at(drow, ph * PW);
+        for (let j = 0; j < PW; j++) {
+          const cu = j * S + ph - padL;
+          let v: f32 = 0;
+          if (cu >= 0 && cu % upW == 0) {
+            const q = cu / upW;
+            if (q < srcW) v = load<f32>(at(srow, q));
+          }
+          store<f32>(at(dph, j), v);
         }
       }
     }
   }
+}
+
+/**
+ * Fused packing (CV_FUSE != 0): x is the unpacked source; the task packs the
+ * input rows its output rows r0..r1-1 read, for the C channels of (n, g),
+ * into this thread's scratch, and returns the address that plays the packed
+ * image base (row 0 of the packed plane; only rows from r0*sH on are touched).
+ */
+function fusedInput(p: usize, tid: i32, n: i32, g: i32, G: i32, C: i32, r0: i32, r1: i32, kH: i32, sH: i32, dH: i32, S: i32, PW: i32): usize {
+  const srcH = pi(p, CV_SRCH), srcW = pi(p, CV_SRCW);
+  const first = r0 * sH;
+  const count = (r1 - 1) * sH + (kH - 1) * dH + 1 - first;
+  const planeBytes = <usize>pi(p, CV_PLANE) << 2; // channel pitch: rows of the tallest task
+  const scratch = pu(p, CV_SCRATCH) + <usize>tid * pu(p, CV_SSTRIDE);
+  const x = pu(p, CV_X);
+  for (let c = 0; c < C; c++) {
+    packRows(at(x, ((n * G + g) * C + c) * srcH * srcW), scratch + <usize>c * planeBytes, first, count,
+      srcH, srcW, pi(p, CV_UPH), pi(p, CV_UPW), pi(p, CV_PADT), pi(p, CV_PADL), S, PW);
+  }
+  // Packed row r of channel 0 sits at scratch + (r - first) rows.
+  return scratch - (<usize>(first * S * PW) << 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -103,8 +143,8 @@ export function pack_input(p: usize, task: i32): void {
 const PW_G = 0, PW_CO = 1, PW_C = 2, PW_KH = 3, PW_KW = 4, PW_SRC = 5, PW_SCALE = 6, PW_DST = 7,
   PW_LAYOUT = 8, PW_BLK = 9;
 
-export function pack_weights(p: usize, task: i32): void {
-  const G = pi(p, PW_G), CO = pi(p, PW_CO), C = pi(p, PW_C), kH = pi(p, PW_KH), kW = pi(p, PW_KW);
+export function pack_weights(p: usize, task: i32, tid: i32): void {
+  const CO = pi(p, PW_CO), C = pi(p, PW_C), kH = pi(p, PW_KH), kW = pi(p, PW_KW);
   const src = pu(p, PW_SRC), scale = pu(p, PW_SCALE), dst = pu(p, PW_DST);
   const layout = pi(p, PW_LAYOUT), blk = pi(p, PW_BLK);
   const K = kH * kW;
@@ -148,12 +188,16 @@ export function pack_weights(p: usize, task: i32): void {
 // ---------------------------------------------------------------------------
 // Direct convolution on packed input ("valid" correlation, stride sH on rows,
 // stride folded into phases on columns). Output [N][G*CO][Ho][Wo].
+// The taps (kh, kw, c), in packed-weight order, are one flat loop over a
+// table of byte offsets from the output row's input base (built by the host).
 // Epilogue: out = acc + bias[oc]; if out2: out2 = (out - m2[oc]) * s2[oc] + b2[oc].
 // Tasks: n, g, row chunk, column chunk.
 // ---------------------------------------------------------------------------
 const CV_N = 0, CV_G = 1, CV_C = 2, CV_CO = 3, CV_R = 4, CV_S = 5, CV_PW = 6, CV_KH = 7, CV_KW = 8,
   CV_SH = 9, CV_DH = 10, CV_DW = 11, CV_HO = 12, CV_WO = 13, CV_X = 14, CV_W = 15, CV_OUT = 16,
-  CV_BIAS = 17, CV_OUT2 = 18, CV_M2 = 19, CV_S2 = 20, CV_B2 = 21, CV_RPT = 22, CV_CPT = 23, CV_PLANE = 24;
+  CV_BIAS = 17, CV_OUT2 = 18, CV_M2 = 19, CV_S2 = 20, CV_B2 = 21, CV_RPT = 22, CV_CPT = 23, CV_PLANE = 24,
+  CV_TAB = 25, CV_INNER = 26, CV_FUSE = 27, CV_SRCH = 28, CV_SRCW = 29, CV_UPH = 30, CV_UPW = 31,
+  CV_PADT = 32, CV_PADL = 33, CV_SCRATCH = 34, CV_SSTRIDE = 35, CV_UPT = 36, CV_UNITS = 37;
 
 @inline function epilogue(p: usize, oc: i32, v: v128, op: usize, op2: usize, n: i32): void {
   const bias = pu(p, CV_BIAS);
@@ -167,10 +211,39 @@ const CV_N = 0, CV_G = 1, CV_C = 2, CV_CO = 3, CV_R = 4, CV_S = 5, CV_PW = 6, CV
   }
 }
 
-export function conv_direct4(p: usize, task: i32): void {
+/** direct4 for a block of at most 4 pixels (row tails such as Wo = 28): 4 accumulators, no wasted half. */
+function direct4Narrow(
+  p: usize, wp: usize, rowBase: usize, tab: usize, tabEnd: usize, inner: i32, chanBytes: usize,
+  g: i32, CO: i32, b: i32, n: i32, G: i32, HoWo: i32, oh: i32, Wo: i32, ow0: i32, cnt: i32, out: usize, out2: usize,
+): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const step = <usize>inner * chanBytes;
+  for (let tp = tab; tp < tabEnd; tp += 4) {
+    let xp = rowBase + <usize>load<i32>(tp);
+    const xe = xp + step;
+    for (; xp < xe; xp += chanBytes) {
+      const x0 = v128.load(xp);
+      a0 = f32x4.add(a0, f32x4.mul(x0, v128.load32_splat(wp)));
+      a1 = f32x4.add(a1, f32x4.mul(x0, v128.load32_splat(wp, 4)));
+      a2 = f32x4.add(a2, f32x4.mul(x0, v128.load32_splat(wp, 8)));
+      a3 = f32x4.add(a3, f32x4.mul(x0, v128.load32_splat(wp, 12)));
+      wp += 16;
+    }
+  }
+  const co0 = b * 4;
+  const nv = imin(4, CO - co0);
+  for (let i = 0; i < nv; i++) {
+    const oc = g * CO + co0 + i;
+    const off = (n * G * CO + oc) * HoWo + oh * Wo + ow0;
+    const v = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3;
+    epilogue(p, oc, v, at(out, off), out2 != 0 ? at(out2, off) : 0, cnt);
+  }
+}
+
+function direct4Unit(p: usize, task: i32, tid: i32): void {
   const G = pi(p, CV_G), C = pi(p, CV_C), CO = pi(p, CV_CO);
   const S = pi(p, CV_S), PW = pi(p, CV_PW), kH = pi(p, CV_KH), kW = pi(p, CV_KW);
-  const sH = pi(p, CV_SH), dH = pi(p, CV_DH), dW = pi(p, CV_DW), Ho = pi(p, CV_HO), Wo = pi(p, CV_WO);
+  const sH = pi(p, CV_SH), Ho = pi(p, CV_HO), Wo = pi(p, CV_WO);
   const x = pu(p, CV_X), w = pu(p, CV_W), out = pu(p, CV_OUT), out2 = pu(p, CV_OUT2);
   const rpt = pi(p, CV_RPT), cpt = pi(p, CV_CPT), plane = pi(p, CV_PLANE);
   const rowChunks = (Ho + rpt - 1) / rpt, colChunks = (Wo + cpt - 1) / cpt;
@@ -183,24 +256,54 @@ export function conv_direct4(p: usize, task: i32): void {
   const c0 = cc * cpt, c1 = imin(Wo, c0 + cpt);
   const nb = (CO + 3) >> 2;
   const rowPitch = S * PW;
+  const xImg = pi(p, CV_FUSE) != 0
+    ? fusedInput(p, tid, n, g, G, C, r0, r1, kH, sH, pi(p, CV_DH), S, PW)
+    : at(x, (n * G + g) * C * plane);
+  const K = kH * kW * C;
+  const wG = at(w, g * nb * K * 4);
+  // The tap table lists (kh, kw, c) offsets, or with INNER = C only (kh, kw): then c runs inside.
+  const inner = pi(p, CV_INNER);
+  const tab = pu(p, CV_TAB), tabEnd = tab + (<usize>(K / inner) << 2);
   const chanBytes = <usize>plane << 2;
-  const xImg = at(x, (n * G + g) * C * plane);
-  const wG = at(w, g * nb * kH * kW * C * 4);
   const HoWo = Ho * Wo;
   for (let oh = r0; oh < r1; oh++) {
     for (let ow0 = c0; ow0 < c1; ow0 += 8) {
       const cnt = imin(8, c1 - ow0);
+      const rowBase = at(xImg, oh * sH * rowPitch + ow0);
+      if (cnt <= 4) {
+        for (let b = 0; b < nb; b++) {
+          direct4Narrow(p, at(wG, b * K * 4), rowBase, tab, tabEnd, inner, chanBytes,
+            g, CO, b, n, G, HoWo, oh, Wo, ow0, cnt, out, out2);
+        }
+        continue;
+      }
       for (let b = 0; b < nb; b++) {
         let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
         let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
-        const wb = at(wG, b * kH * kW * C * 4);
-        for (let kh = 0; kh < kH; kh++) {
-          const rowBase = at(xImg, (oh * sH + kh * dH) * rowPitch + ow0);
-          for (let kw = 0; kw < kW; kw++) {
-            const q = kw * dW;
-            let xp = at(rowBase, (q % S) * PW + q / S);
-            let wp = at(wb, (kh * kW + kw) * C * 4);
-            for (let c = 0; c < C; c++) {
+        let wp = at(wG, b * K * 4);
+        if (inner == 1) {
+          for (let tp = tab; tp < tabEnd; tp += 4) {
+            const xp = rowBase + <usize>load<i32>(tp);
+            const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+            let wv = v128.load32_splat(wp);
+            a00 = f32x4.add(a00, f32x4.mul(x0, wv));
+            a01 = f32x4.add(a01, f32x4.mul(x1, wv));
+            wv = v128.load32_splat(wp, 4);
+            a10 = f32x4.add(a10, f32x4.mul(x0, wv));
+            a11 = f32x4.add(a11, f32x4.mul(x1, wv));
+            wv = v128.load32_splat(wp, 8);
+            a20 = f32x4.add(a20, f32x4.mul(x0, wv));
+            a21 = f32x4.add(a21, f32x4.mul(x1, wv));
+            wv = v128.load32_splat(wp, 12);
+            a30 = f32x4.add(a30, f32x4.mul(x0, wv));
+            a31 = f32x4.add(a31, f32x4.mul(x1, wv));
+            wp += 16;
+          }
+        } else {
+          for (let tp = tab; tp < tabEnd; tp += 4) {
+            let xp = rowBase + <usize>load<i32>(tp);
+            const xe = xp + <usize>inner * chanBytes;
+            for (; xp < xe; xp += chanBytes) {
               const x0 = v128.load(xp), x1 = v128.load(xp, 16);
               let wv = v128.load32_splat(wp);
               a00 = f32x4.add(a00, f32x4.mul(x0, wv));
@@ -214,7 +317,6 @@ export function conv_direct4(p: usize, task: i32): void {
               wv = v128.load32_splat(wp, 12);
               a30 = f32x4.add(a30, f32x4.mul(x0, wv));
               a31 = f32x4.add(a31, f32x4.mul(x1, wv));
-              xp += chanBytes;
               wp += 16;
             }
           }
@@ -238,10 +340,10 @@ export function conv_direct4(p: usize, task: i32): void {
 }
 
 /** One output channel x 16 pixels: for groups with few output channels (depthwise). Weights blk = 1. */
-export function conv_direct1(p: usize, task: i32): void {
+function direct1Unit(p: usize, task: i32, tid: i32): void {
   const G = pi(p, CV_G), C = pi(p, CV_C), CO = pi(p, CV_CO);
   const S = pi(p, CV_S), PW = pi(p, CV_PW), kH = pi(p, CV_KH), kW = pi(p, CV_KW);
-  const sH = pi(p, CV_SH), dH = pi(p, CV_DH), dW = pi(p, CV_DW), Ho = pi(p, CV_HO), Wo = pi(p, CV_WO);
+  const sH = pi(p, CV_SH), Ho = pi(p, CV_HO), Wo = pi(p, CV_WO);
   const x = pu(p, CV_X), w = pu(p, CV_W), out = pu(p, CV_OUT), out2 = pu(p, CV_OUT2);
   const rpt = pi(p, CV_RPT), cpt = pi(p, CV_CPT), plane = pi(p, CV_PLANE);
   const rowChunks = (Ho + rpt - 1) / rpt, colChunks = (Wo + cpt - 1) / cpt;
@@ -253,32 +355,29 @@ export function conv_direct1(p: usize, task: i32): void {
   const r0 = rc * rpt, r1 = imin(Ho, r0 + rpt);
   const c0 = cc * cpt, c1 = imin(Wo, c0 + cpt);
   const rowPitch = S * PW;
-  const chanBytes = <usize>plane << 2;
-  const xImg = at(x, (n * G + g) * C * plane);
+  const xImg = pi(p, CV_FUSE) != 0
+    ? fusedInput(p, tid, n, g, G, C, r0, r1, kH, sH, pi(p, CV_DH), S, PW)
+    : at(x, (n * G + g) * C * plane);
   const HoWo = Ho * Wo;
+  const K = kH * kW * C;
+  const tab = pu(p, CV_TAB), tabEnd = tab + (<usize>K << 2);
   for (let co = 0; co < CO; co++) {
     const oc = g * CO + co;
-    const wb = at(w, oc * kH * kW * C);
+    const wb = at(w, oc * K);
     for (let oh = r0; oh < r1; oh++) {
       for (let ow0 = c0; ow0 < c1; ow0 += 16) {
         const cnt = imin(16, c1 - ow0);
         let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-        for (let kh = 0; kh < kH; kh++) {
-          const rowBase = at(xImg, (oh * sH + kh * dH) * rowPitch + ow0);
-          for (let kw = 0; kw < kW; kw++) {
-            const q = kw * dW;
-            let xp = at(rowBase, (q % S) * PW + q / S);
-            let wp = at(wb, (kh * kW + kw) * C);
-            for (let c = 0; c < C; c++) {
-              const wv = v128.load32_splat(wp);
-              a0 = f32x4.add(a0, f32x4.mul(v128.load(xp), wv));
-              a1 = f32x4.add(a1, f32x4.mul(v128.load(xp, 16), wv));
-              a2 = f32x4.add(a2, f32x4.mul(v128.load(xp, 32), wv));
-              a3 = f32x4.add(a3, f32x4.mul(v128.load(xp, 48), wv));
-              xp += chanBytes;
-              wp += 4;
-            }
-          }
+        const rowBase = at(xImg, oh * sH * rowPitch + ow0);
+        let wp = wb;
+        for (let tp = tab; tp < tabEnd; tp += 4) {
+          const xp = rowBase + <usize>load<i32>(tp);
+          const wv = v128.load32_splat(wp);
+          a0 = f32x4.add(a0, f32x4.mul(v128.load(xp), wv));
+          a1 = f32x4.add(a1, f32x4.mul(v128.load(xp, 16), wv));
+          a2 = f32x4.add(a2, f32x4.mul(v128.load(xp, 32), wv));
+          a3 = f32x4.add(a3, f32x4.mul(v128.load(xp, 48), wv));
+          wp += 4;
         }
         const off = (n * G * CO + oc) * HoWo + oh * Wo + ow0;
         const op = at(out, off);
@@ -292,6 +391,23 @@ export function conv_direct1(p: usize, task: i32): void {
   }
 }
 
+/**
+ * A task is UPT consecutive units; a unit is (n, g, row chunk, column chunk),
+ * column chunk fastest: small per-plane units (depthwise) are batched so the
+ * threads do not fight over the task counter.
+ */
+export function conv_direct4(p: usize, task: i32, tid: i32): void {
+  const upt = pi(p, CV_UPT), units = pi(p, CV_UNITS);
+  const u1 = imin(units, (task + 1) * upt);
+  for (let u = task * upt; u < u1; u++) direct4Unit(p, u, tid);
+}
+
+export function conv_direct1(p: usize, task: i32, tid: i32): void {
+  const upt = pi(p, CV_UPT), units = pi(p, CV_UNITS);
+  const u1 = imin(units, (task + 1) * upt);
+  for (let u = task * upt; u < u1; u++) direct1Unit(p, u, tid);
+}
+
 // ---------------------------------------------------------------------------
 // Scalar generic paths on unpacked NCHW / OIHW data: every config, bounds checked.
 // ---------------------------------------------------------------------------
@@ -300,7 +416,7 @@ const SC_N = 0, SC_CIN = 1, SC_COUT = 2, SC_H = 3, SC_W = 4, SC_KH = 5, SC_KW = 
   SC_OUT = 18, SC_BIAS = 19, SC_OUT2 = 20, SC_M2 = 21, SC_S2 = 22, SC_B2 = 23;
 
 /** Task (n, oc). A = x, B = weights (OIHW). */
-export function conv_scalar(p: usize, task: i32): void {
+export function conv_scalar(p: usize, task: i32, tid: i32): void {
   const Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
   const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
   const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
@@ -338,7 +454,7 @@ export function conv_scalar(p: usize, task: i32): void {
 }
 
 /** Task (n, ic): gx = sum over the taps that read it. A = dz, B = weights (OIHW), OUT = gx. */
-export function dgrad_scalar(p: usize, task: i32): void {
+export function dgrad_scalar(p: usize, task: i32, tid: i32): void {
   const Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
   const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
   const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
@@ -372,7 +488,7 @@ export function dgrad_scalar(p: usize, task: i32): void {
 }
 
 /** Task oc: gw[oc][ci][kh][kw] = sum over n, pixels of dz * x (f64 accumulation). A = x, B = dz, OUT = gw. */
-export function wgrad_scalar(p: usize, task: i32): void {
+export function wgrad_scalar(p: usize, task: i32, tid: i32): void {
   const N = pi(p, SC_N), Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
   const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
   const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
@@ -409,7 +525,7 @@ export function wgrad_scalar(p: usize, task: i32): void {
 // ---------------------------------------------------------------------------
 const WG_N = 0, WG_G = 1, WG_C = 2, WG_CO = 3, WG_R = 4, WG_S = 5, WG_PW = 6, WG_KH = 7, WG_KW = 8,
   WG_SH = 9, WG_DH = 10, WG_DW = 11, WG_HO = 12, WG_WO = 13, WG_X = 14, WG_DZ = 15, WG_GW = 16,
-  WG_KPT = 17, WG_PLANE = 18;
+  WG_KPT = 17, WG_PLANE = 18, WG_ACC = 19, WG_BAND = 20;
 
 @inline function xoff(k: i32, kHW: i32, kW: i32, plane: i32, dH: i32, dW: i32, S: i32, PW: i32): i32 {
   const ci = k / kHW, r = k % kHW;
@@ -418,8 +534,16 @@ const WG_N = 0, WG_G = 1, WG_C = 2, WG_CO = 3, WG_R = 4, WG_S = 5, WG_PW = 6, WG
   return ci * plane + kh * dH * S * PW + (q % S) * PW + q / S;
 }
 
-/** 4 output channels x 2 k per micro-kernel. Task (g, channel block, chunk of k pairs). */
-export function wgrad4(p: usize, task: i32): void {
+/**
+ * 4 output channels x 2 k per micro-kernel. Task (g, channel block, chunk of k pairs).
+ * Cache blocking: for each image and band of BAND output rows, every pair of
+ * the chunk runs over the band, so the band's dz rows and x rows stay in L1;
+ * the pairs' accumulators live in per-task scratch (ACC) between bands.
+ * The sum order (n, oh, ow) is the same for every pair and thread count.
+ */
+const ACC_BYTES = 192; // per pair: 8 v128 accumulators, 8 f32 row tails, 4 i32 (offsets, k)
+
+export function wgrad4(p: usize, task: i32, tid: i32): void {
   const N = pi(p, WG_N), G = pi(p, WG_G), C = pi(p, WG_C), CO = pi(p, WG_CO);
   const S = pi(p, WG_S), PW = pi(p, WG_PW), kH = pi(p, WG_KH), kW = pi(p, WG_KW);
   const sH = pi(p, WG_SH), dH = pi(p, WG_DH), dW = pi(p, WG_DW), Ho = pi(p, WG_HO), Wo = pi(p, WG_WO);
@@ -432,6 +556,8 @@ export function wgrad4(p: usize, task: i32): void {
   const kc = t % chunks; t /= chunks;
   const b = t % nb;
   const g = t / nb;
+  const acc = pu(p, WG_ACC) + <usize>task * <usize>kpt * ACC_BYTES;
+  const BAND = pi(p, WG_BAND);
   const rowBytes = <usize>(sH * S * PW) << 2;
   const HoWo = Ho * Wo;
   const Wo4 = Wo & ~3;
@@ -440,72 +566,283 @@ export function wgrad4(p: usize, task: i32): void {
   const c1 = g * CO + imin(co0 + 1, CO - 1);
   const c2 = g * CO + imin(co0 + 2, CO - 1);
   const c3 = g * CO + imin(co0 + 3, CO - 1);
-  const pEnd = imin(pairs, (kc + 1) * kpt);
-  for (let kp = kc * kpt; kp < pEnd; kp++) {
+  const kp0 = kc * kpt;
+  const kp1 = imin(pairs, kp0 + kpt);
+  for (let kp = kp0; kp < kp1; kp++) {
+    const a = acc + <usize>(kp - kp0) * ACC_BYTES;
+    memory.fill(a, 0, 160);
     const k0 = kp * 2;
     const k1 = imin(k0 + 1, K - 1);
-    const o0 = xoff(k0, kHW, kW, plane, dH, dW, S, PW);
-    const o1 = xoff(k1, kHW, kW, plane, dH, dW, S, PW);
-    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
-    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
-    let t00: f32 = 0, t01: f32 = 0, t10: f32 = 0, t11: f32 = 0, t20: f32 = 0, t21: f32 = 0, t30: f32 = 0, t31: f32 = 0;
-    for (let n = 0; n < N; n++) {
-      const xn = at(x, (n * G + g) * C * plane);
-      let x0p = at(xn, o0), x1p = at(xn, o1);
-      const dzn = n * G * CO;
-      let d0p = at(dz, (dzn + c0) * HoWo), d1p = at(dz, (dzn + c1) * HoWo);
-      let d2p = at(dz, (dzn + c2) * HoWo), d3p = at(dz, (dzn + c3) * HoWo);
-      for (let oh = 0; oh < Ho; oh++) {
-        let ow = 0;
-        for (; ow < Wo4; ow += 4) {
-          const bo = <usize>ow << 2;
-          const x0 = v128.load(x0p + bo), x1 = v128.load(x1p + bo);
-          let d = v128.load(d0p + bo);
-          a00 = f32x4.add(a00, f32x4.mul(d, x0));
-          a01 = f32x4.add(a01, f32x4.mul(d, x1));
-          d = v128.load(d1p + bo);
-          a10 = f32x4.add(a10, f32x4.mul(d, x0));
-          a11 = f32x4.add(a11, f32x4.mul(d, x1));
-          d = v128.load(d2p + bo);
-          a20 = f32x4.add(a20, f32x4.mul(d, x0));
-          a21 = f32x4.add(a21, f32x4.mul(d, x1));
-          d = v128.load(d3p + bo);
-          a30 = f32x4.add(a30, f32x4.mul(d, x0));
-          a31 = f32x4.add(a31, f32x4.mul(d, x1));
+    store<i32>(a, xoff(k0, kHW, kW, plane, dH, dW, S, PW), 160);
+    store<i32>(a, xoff(k1, kHW, kW, plane, dH, dW, S, PW), 164);
+  }
+  const wb = <usize>Wo << 2;
+  for (let n = 0; n < N; n++) {
+    const xn = at(x, (n * G + g) * C * plane);
+    const dzn = n * G * CO;
+    for (let oh0 = 0; oh0 < Ho; oh0 += BAND) {
+      const oh1 = imin(Ho, oh0 + BAND);
+      const xb = xn + <usize>oh0 * rowBytes;
+      const db = <usize>(oh0 * Wo) << 2;
+      for (let kp = kp0; kp < kp1; kp++) {
+        const a = acc + <usize>(kp - kp0) * ACC_BYTES;
+        let a00 = v128.load(a), a01 = v128.load(a, 16), a10 = v128.load(a, 32), a11 = v128.load(a, 48);
+        let a20 = v128.load(a, 64), a21 = v128.load(a, 80), a30 = v128.load(a, 96), a31 = v128.load(a, 112);
+        let x0p = xb + (<usize>load<i32>(a, 160) << 2), x1p = xb + (<usize>load<i32>(a, 164) << 2);
+        let d0p = at(dz, (dzn + c0) * HoWo) + db, d1p = at(dz, (dzn + c1) * HoWo) + db;
+        let d2p = at(dz, (dzn + c2) * HoWo) + db, d3p = at(dz, (dzn + c3) * HoWo) + db;
+        for (let oh = oh0; oh < oh1; oh++) {
+          let ow = 0;
+          for (; ow < Wo4; ow += 4) {
+            const bo = <usize>ow << 2;
+            const x0 = v128.load(x0p + bo), x1 = v128.load(x1p + bo);
+            let d = v128.load(d0p + bo);
+            a00 = f32x4.add(a00, f32x4.mul(d, x0));
+            a01 = f32x4.add(a01, f32x4.mul(d, x1));
+            d = v128.load(d1p + bo);
+            a10 = f32x4.add(a10, f32x4.mul(d, x0));
+            a11 = f32x4.add(a11, f32x4.mul(d, x1));
+            d = v128.load(d2p + bo);
+            a20 = f32x4.add(a20, f32x4.mul(d, x0));
+            a21 = f32x4.add(a21, f32x4.mul(d, x1));
+            d = v128.load(d3p + bo);
+            a30 = f32x4.add(a30, f32x4.mul(d, x0));
+            a31 = f32x4.add(a31, f32x4.mul(d, x1));
+          }
+          if (ow < Wo) {
+            // Row tail: scalar sums kept in the pair's scratch.
+            let t00 = load<f32>(a, 128), t01 = load<f32>(a, 132), t10 = load<f32>(a, 136), t11 = load<f32>(a, 140);
+            let t20 = load<f32>(a, 144), t21 = load<f32>(a, 148), t30 = load<f32>(a, 152), t31 = load<f32>(a, 156);
+            for (; ow < Wo; ow++) {
+              const x0 = load<f32>(at(x0p, ow)), x1 = load<f32>(at(x1p, ow));
+              let d = load<f32>(at(d0p, ow)); t00 += d * x0; t01 += d * x1;
+              d = load<f32>(at(d1p, ow)); t10 += d * x0; t11 += d * x1;
+              d = load<f32>(at(d2p, ow)); t20 += d * x0; t21 += d * x1;
+              d = load<f32>(at(d3p, ow)); t30 += d * x0; t31 += d * x1;
+            }
+            store<f32>(a, t00, 128); store<f32>(a, t01, 132); store<f32>(a, t10, 136); store<f32>(a, t11, 140);
+            store<f32>(a, t20, 144); store<f32>(a, t21, 148); store<f32>(a, t30, 152); store<f32>(a, t31, 156);
+          }
+          x0p += rowBytes; x1p += rowBytes;
+          d0p += wb; d1p += wb; d2p += wb; d3p += wb;
         }
-        for (; ow < Wo; ow++) {
-          const x0 = load<f32>(at(x0p, ow)), x1 = load<f32>(at(x1p, ow));
-          let d = load<f32>(at(d0p, ow)); t00 += d * x0; t01 += d * x1;
-          d = load<f32>(at(d1p, ow)); t10 += d * x0; t11 += d * x1;
-          d = load<f32>(at(d2p, ow)); t20 += d * x0; t21 += d * x1;
-          d = load<f32>(at(d3p, ow)); t30 += d * x0; t31 += d * x1;
-        }
-        x0p += rowBytes; x1p += rowBytes;
-        const wb = <usize>Wo << 2;
-        d0p += wb; d1p += wb; d2p += wb; d3p += wb;
+        v128.store(a, a00); v128.store(a, a01, 16); v128.store(a, a10, 32); v128.store(a, a11, 48);
+        v128.store(a, a20, 64); v128.store(a, a21, 80); v128.store(a, a30, 96); v128.store(a, a31, 112);
       }
     }
-    const k1ok = k0 + 1 < K;
-    const nv = imin(4, CO - co0);
-    store<f32>(at(gw, c0 * K + k0), hsum(a00) + t00);
-    if (k1ok) store<f32>(at(gw, c0 * K + k1), hsum(a01) + t01);
-    if (nv > 1) {
-      store<f32>(at(gw, c1 * K + k0), hsum(a10) + t10);
-      if (k1ok) store<f32>(at(gw, c1 * K + k1), hsum(a11) + t11);
+  }
+  const nv = imin(4, CO - co0);
+  for (let kp = kp0; kp < kp1; kp++) {
+    const a = acc + <usize>(kp - kp0) * ACC_BYTES;
+    const k0 = kp * 2;
+    const k1 = k0 + 1;
+    const k1ok = k1 < K;
+    for (let i = 0; i < nv; i++) {
+      const oc = g * CO + co0 + i;
+      store<f32>(at(gw, oc * K + k0), hsum(v128.load(a + <usize>(i * 32))) + load<f32>(a + <usize>(128 + i * 8)));
+      if (k1ok) store<f32>(at(gw, oc * K + k1), hsum(v128.load(a + <usize>(i * 32 + 16))) + load<f32>(a + <usize>(132 + i * 8)));
     }
-    if (nv > 2) {
-      store<f32>(at(gw, c2 * K + k0), hsum(a20) + t20);
-      if (k1ok) store<f32>(at(gw, c2 * K + k1), hsum(a21) + t21);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Weight gradient with channels innermost ("nhwc"): x and dz are transposed
+// so that gW[co][ci..ci+7] for one tap is a vector sum of
+// splat(dz[p][co]) * x[p + tap][ci..ci+7] over pixels p: the forward kernel's
+// shape (2 vector loads + 4 broadcasts per 8 multiply-adds, one pointer each).
+// Each task sums a fixed chunk of output rows into its own partial gW; a
+// second job adds the partials in task order.
+// ---------------------------------------------------------------------------
+const WN_N = 0, WN_G = 1, WN_C = 2, WN_CO = 3, WN_CP = 4, WN_CQ = 5, WN_R = 6, WN_WP = 7, WN_KH = 8, WN_KW = 9,
+  WN_SH = 10, WN_SW = 11, WN_DH = 12, WN_DW = 13, WN_HO = 14, WN_WO = 15, WN_X = 16, WN_DZ = 17, WN_XT = 18,
+  WN_DZT = 19, WN_PART = 20, WN_OHC = 21, WN_GW = 22, WN_PADT = 23, WN_PADL = 24, WN_H = 25, WN_W = 26, WN_TASKS = 27,
+  WN_OPT = 28;
+
+/**
+ * dst[c][k] = src_k[c] for 4 source rows (k = 0..3) and columns c in [0, n):
+ * 4x4 SIMD transposes, then scalar columns. dst rows are `dstride` bytes apart.
+ */
+function transpose4(s0: usize, s1: usize, s2: usize, s3: usize, dst: usize, dstride: usize, n: i32): void {
+  let c = 0;
+  for (; c + 4 <= n; c += 4) {
+    const o = <usize>c << 2;
+    const v0 = v128.load(s0 + o), v1 = v128.load(s1 + o), v2 = v128.load(s2 + o), v3 = v128.load(s3 + o);
+    const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+    const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+    const d = dst + <usize>c * dstride;
+    v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+    v128.store(d + dstride, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+    v128.store(d + 2 * dstride, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+    v128.store(d + 3 * dstride, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+  }
+  for (; c < n; c++) {
+    const o = <usize>c << 2;
+    const d = dst + <usize>c * dstride;
+    store<f32>(d, load<f32>(s0 + o));
+    store<f32>(d, load<f32>(s1 + o), 4);
+    store<f32>(d, load<f32>(s2 + o), 8);
+    store<f32>(d, load<f32>(s3 + o), 12);
+  }
+}
+
+/** xT[n][g][r][c][Cp] = x[n][g*C + ci][r - padT][c - padL] (0 outside, and for ci >= C). Task (n, g, r). */
+export function pack_x_nhwc(p: usize, task: i32, tid: i32): void {
+  const G = pi(p, WN_G), C = pi(p, WN_C), Cp = pi(p, WN_CP), R = pi(p, WN_R), Wp = pi(p, WN_WP);
+  const H = pi(p, WN_H), W = pi(p, WN_W), padT = pi(p, WN_PADT), padL = pi(p, WN_PADL);
+  const x = pu(p, WN_X), xT = pu(p, WN_XT);
+  const r = task % R;
+  const ng = task / R;
+  const dst = at(xT, ng * R * Wp * Cp + r * Wp * Cp);
+  memory.fill(dst, 0, <usize>(Wp * Cp) << 2);
+  const ih = r - padT;
+  if (ih < 0 || ih >= H) return;
+  const lo = imax(0, padL), hi = imin(Wp, padL + W);
+  if (hi <= lo) return;
+  const cstride = <usize>Cp << 2;
+  const plane = <usize>(H * W) << 2;
+  const src0 = at(x, ng * C * H * W + ih * W + lo - padL);
+  const d0 = at(dst, lo * Cp);
+  let ci = 0;
+  for (; ci + 4 <= C; ci += 4) {
+    const sp = src0 + <usize>ci * plane;
+    transpose4(sp, sp + plane, sp + 2 * plane, sp + 3 * plane, d0 + (<usize>ci << 2), cstride, hi - lo);
+  }
+  for (; ci < C; ci++) {
+    let sp = src0 + <usize>ci * plane;
+    let dp = d0 + (<usize>ci << 2);
+    for (let c = lo; c < hi; c++) {
+      store<f32>(dp, load<f32>(sp));
+      sp += 4;
+      dp += cstride;
     }
-    if (nv > 3) {
-      store<f32>(at(gw, c3 * K + k0), hsum(a30) + t30);
-      if (k1ok) store<f32>(at(gw, c3 * K + k1), hsum(a31) + t31);
+  }
+}
+
+/** dzT[n][g][oh][ow][Cq] = dz[n][g*CO + co][oh][ow] (0 for co >= CO). Task (n, g, oh). */
+export function pack_dz_nhwc(p: usize, task: i32, tid: i32): void {
+  const CO = pi(p, WN_CO), Cq = pi(p, WN_CQ), Ho = pi(p, WN_HO), Wo = pi(p, WN_WO);
+  const dz = pu(p, WN_DZ), dzT = pu(p, WN_DZT);
+  const oh = task % Ho;
+  const ng = task / Ho;
+  const dst = at(dzT, (ng * Ho + oh) * Wo * Cq);
+  if (Cq > CO) memory.fill(dst, 0, <usize>(Wo * Cq) << 2);
+  const cstride = <usize>Cq << 2;
+  const plane = <usize>(Ho * Wo) << 2;
+  const src0 = at(dz, ng * CO * Ho * Wo + oh * Wo);
+  let co = 0;
+  for (; co + 4 <= CO; co += 4) {
+    const sp = src0 + <usize>co * plane;
+    transpose4(sp, sp + plane, sp + 2 * plane, sp + 3 * plane, dst + (<usize>co << 2), cstride, Wo);
+  }
+  for (; co < CO; co++) {
+    let sp = src0 + <usize>co * plane;
+    let dp = dst + (<usize>co << 2);
+    for (let ow = 0; ow < Wo; ow++) {
+      store<f32>(dp, load<f32>(sp));
+      sp += 4;
+      dp += cstride;
+    }
+  }
+}
+
+/** Partial gW of output rows oh0..oh1-1 of image n. Partial layout [g][cob][tap][cib][4 co][8 ci]. */
+export function wgrad_nhwc(p: usize, task: i32, tid: i32): void {
+  const G = pi(p, WN_G), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ), R = pi(p, WN_R), Wp = pi(p, WN_WP);
+  const kH = pi(p, WN_KH), kW = pi(p, WN_KW), sH = pi(p, WN_SH), sW = pi(p, WN_SW);
+  const dH = pi(p, WN_DH), dW = pi(p, WN_DW), Ho = pi(p, WN_HO), Wo = pi(p, WN_WO);
+  const xT = pu(p, WN_XT), dzT = pu(p, WN_DZT), ohc = pi(p, WN_OHC);
+  const chunks = (Ho + ohc - 1) / ohc;
+  const n = task / chunks;
+  const oh0 = (task % chunks) * ohc, oh1 = imin(Ho, oh0 + ohc);
+  const T = kH * kW, nbq = Cq >> 2, nbc = Cp >> 3;
+  const partFloats = G * Cq * T * Cp;
+  const part = pu(p, WN_PART) + (<usize>task * <usize>partFloats << 2);
+  const xStep = <usize>(sW * Cp) << 2, dStep = <usize>Cq << 2;
+  for (let g = 0; g < G; g++) {
+    for (let oh = oh0; oh < oh1; oh++) {
+      const dzRow = at(dzT, ((n * G + g) * Ho + oh) * Wo * Cq);
+      const dEnd = dzRow + <usize>Wo * dStep;
+      for (let kh = 0; kh < kH; kh++) {
+        const xRow = at(xT, ((n * G + g) * R + oh * sH + kh * dH) * Wp * Cp);
+        for (let kw = 0; kw < kW; kw++) {
+          const xb = at(xRow, kw * dW * Cp);
+          const tap = kh * kW + kw;
+          for (let cob = 0; cob < nbq; cob++) {
+            for (let cib = 0; cib < nbc; cib++) {
+              const tile = part + (<usize>((((g * nbq + cob) * T + tap) * nbc + cib)) << 7);
+              // The chunk's first row starts the tile (no zero-fill pass); later rows add to it.
+              let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+              let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+              if (oh != oh0) {
+                a00 = v128.load(tile); a01 = v128.load(tile, 16); a10 = v128.load(tile, 32); a11 = v128.load(tile, 48);
+                a20 = v128.load(tile, 64); a21 = v128.load(tile, 80); a30 = v128.load(tile, 96); a31 = v128.load(tile, 112);
+              }
+              let xp = xb + (<usize>cib << 5);
+              for (let dp = dzRow + (<usize>cob << 4); dp < dEnd; dp += dStep) {
+                const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+                let wv = v128.load32_splat(dp);
+                a00 = f32x4.add(a00, f32x4.mul(x0, wv));
+                a01 = f32x4.add(a01, f32x4.mul(x1, wv));
+                wv = v128.load32_splat(dp, 4);
+                a10 = f32x4.add(a10, f32x4.mul(x0, wv));
+                a11 = f32x4.add(a11, f32x4.mul(x1, wv));
+                wv = v128.load32_splat(dp, 8);
+                a20 = f32x4.add(a20, f32x4.mul(x0, wv));
+                a21 = f32x4.add(a21, f32x4.mul(x1, wv));
+                wv = v128.load32_splat(dp, 12);
+                a30 = f32x4.add(a30, f32x4.mul(x0, wv));
+                a31 = f32x4.add(a31, f32x4.mul(x1, wv));
+                xp += xStep;
+              }
+              v128.store(tile, a00); v128.store(tile, a01, 16); v128.store(tile, a10, 32); v128.store(tile, a11, 48);
+              v128.store(tile, a20, 64); v128.store(tile, a21, 80); v128.store(tile, a30, 96); v128.store(tile, a31, 112);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** partial[0][i] = sum over tasks t of partial[t][i], t in order, for i in the task's chunk of WN_OPT floats. */
+export function wgrad_nhwc_sum(p: usize, task: i32, tid: i32): void {
+  const G = pi(p, WN_G), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ), kH = pi(p, WN_KH), kW = pi(p, WN_KW);
+  const tasks = pi(p, WN_TASKS), chunk = pi(p, WN_OPT);
+  const partFloats = G * Cq * kH * kW * Cp;
+  const i0 = task * chunk, i1 = imin(partFloats, i0 + chunk);
+  const part = pu(p, WN_PART);
+  const stride = <usize>partFloats << 2;
+  for (let i = i0; i < i1; i += 4) {
+    const a = at(part, i);
+    let v = v128.load(a);
+    let q = a;
+    for (let t = 1; t < tasks; t++) {
+      q += stride;
+      v = f32x4.add(v, v128.load(q));
+    }
+    v128.store(a, v);
+  }
+}
+
+/** gW[g*CO+co][ci][kh][kw] from the summed partial (layout [g][cob][tap][cib][4 co][8 ci]). Task = output channel. */
+export function wgrad_nhwc_gather(p: usize, oc: i32, tid: i32): void {
+  const C = pi(p, WN_C), CO = pi(p, WN_CO), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ);
+  const kH = pi(p, WN_KH), kW = pi(p, WN_KW);
+  const part = pu(p, WN_PART), gw = pu(p, WN_GW);
+  const T = kH * kW, nbq = Cq >> 2, nbc = Cp >> 3;
+  const g = oc / CO, co = oc % CO;
+  const cob = co >> 2, i = co & 3;
+  for (let ci = 0; ci < C; ci++) {
+    const cib = ci >> 3, j = ci & 7;
+    for (let tap = 0; tap < T; tap++) {
+      const idx = ((((g * nbq + cob) * T + tap) * nbc + cib) << 5) + i * 8 + j;
+      store<f32>(at(gw, (oc * C + ci) * T + tap), load<f32>(at(part, idx)));
     }
   }
 }
 
 /** 1 output channel x 4 k per micro-kernel (depthwise-like groups). Task (g, co, chunk of k quads). */
-export function wgrad1(p: usize, task: i32): void {
+export function wgrad1(p: usize, task: i32, tid: i32): void {
   const N = pi(p, WG_N), G = pi(p, WG_G), C = pi(p, WG_C), CO = pi(p, WG_CO);
   const S = pi(p, WG_S), PW = pi(p, WG_PW), kH = pi(p, WG_KH), kW = pi(p, WG_KW);
   const sH = pi(p, WG_SH), dH = pi(p, WG_DH), dW = pi(p, WG_DW), Ho = pi(p, WG_HO), Wo = pi(p, WG_WO);
@@ -619,28 +956,52 @@ const BN_N = 0, BN_C = 1, BN_HW = 2, BN_Z = 3, BN_Y = 4, BN_GAMMA = 5, BN_BETA =
   BN_MOM = 9, BN_EPS = 10, BN_MEAN = 11, BN_INVSTD = 12, BN_UPDATE = 13, BN_DY = 14, BN_DZ = 15,
   BN_GBETA = 16, BN_GGAMMA = 17, BN_GBIAS = 18;
 
-/** train forward, task = channel: batch stats, running-stat update, y = (z - mean) * invstd * gamma + beta. */
-export function bn_train_fwd(p: usize, c: i32): void {
+/** sum a, in f64 (train mode: the batch statistics and their gradients must not cancel to float32 noise). */
+function sum64(a: usize, n: i32): f64 {
+  let s0: f64 = 0, s1: f64 = 0;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    s0 += <f64>load<f32>(at(a, i));
+    s1 += <f64>load<f32>(at(a, i), 4);
+  }
+  if (i < n) s0 += <f64>load<f32>(at(a, i));
+  return s0 + s1;
+}
+
+/** sum (a - ma) (b - mb), in f64. */
+function dev64(a: usize, ma: f64, b: usize, mb: f64, n: i32): f64 {
+  let s0: f64 = 0, s1: f64 = 0;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    s0 += (<f64>load<f32>(at(a, i)) - ma) * (<f64>load<f32>(at(b, i)) - mb);
+    s1 += (<f64>load<f32>(at(a, i), 4) - ma) * (<f64>load<f32>(at(b, i), 4) - mb);
+  }
+  if (i < n) s0 += (<f64>load<f32>(at(a, i)) - ma) * (<f64>load<f32>(at(b, i)) - mb);
+  return s0 + s1;
+}
+
+/**
+ * train forward, task = channel: batch mean and biased variance (two passes,
+ * f64), running-stat update, y = (z - mean) * invstd * gamma + beta.
+ * MEAN and INVSTD are f64 arrays.
+ */
+export function bn_train_fwd(p: usize, c: i32, tid: i32): void {
   const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
   const z = pu(p, BN_Z), y = pu(p, BN_Y);
   const M = N * HW;
   let s: f64 = 0;
-  for (let n = 0; n < N; n++) s += sumF64(at(z, (n * C + c) * HW), HW);
+  for (let n = 0; n < N; n++) s += sum64(at(z, (n * C + c) * HW), HW);
   const mean = s / <f64>M;
-  const meanF = <f32>mean;
   let q: f64 = 0;
   for (let n = 0; n < N; n++) {
     const zp = at(z, (n * C + c) * HW);
-    q += dotDevF64(zp, meanF, zp, meanF, HW);
+    q += dev64(zp, mean, zp, mean, HW);
   }
-  // correct for rounding of the mean: sum (z - m)^2 = q - M (mean - m)^2
-  const dm = mean - <f64>meanF;
-  let variance = q / <f64>M - dm * dm;
-  if (variance < 0) variance = 0;
+  const variance = q / <f64>M;
   const eps = <f64>pf(p, BN_EPS);
   const invstd = 1.0 / Math.sqrt(variance + eps);
-  store<f32>(at(pu(p, BN_MEAN), c), meanF);
-  store<f32>(at(pu(p, BN_INVSTD), c), <f32>invstd);
+  store<f64>(pu(p, BN_MEAN) + (<usize>c << 3), mean);
+  store<f64>(pu(p, BN_INVSTD) + (<usize>c << 3), invstd);
   if (pi(p, BN_UPDATE) != 0) {
     const m = <f64>pf(p, BN_MOM);
     const rm = at(pu(p, BN_RM), c), rv = at(pu(p, BN_RV), c);
@@ -651,6 +1012,7 @@ export function bn_train_fwd(p: usize, c: i32): void {
   if (y != 0) {
     const scale = <f32>(<f64>load<f32>(at(pu(p, BN_GAMMA), c)) * invstd);
     const beta = load<f32>(at(pu(p, BN_BETA), c));
+    const meanF = <f32>mean;
     for (let n = 0; n < N; n++) {
       const off = (n * C + c) * HW;
       affine(at(z, off), at(y, off), HW, meanF, scale, beta);
@@ -658,48 +1020,42 @@ export function bn_train_fwd(p: usize, c: i32): void {
   }
 }
 
-/** train backward, task = channel. Reads z, dy, mean, invstd, gamma; writes dz, gbeta, ggamma. */
-export function bn_train_bwd(p: usize, c: i32): void {
+/**
+ * train backward, task = channel, all in f64: dz = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)).
+ * When dy lies (almost) in span{1, xhat} (e.g. two values per channel) the
+ * terms cancel down to an eps-sized rest that float32 arithmetic would drown.
+ */
+export function bn_train_bwd(p: usize, c: i32, tid: i32): void {
   const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
   const z = pu(p, BN_Z), dy = pu(p, BN_DY), dz = pu(p, BN_DZ);
   const M = N * HW;
-  const mean = load<f32>(at(pu(p, BN_MEAN), c));
-  const invstd = <f64>load<f32>(at(pu(p, BN_INVSTD), c));
+  const mean = load<f64>(pu(p, BN_MEAN) + (<usize>c << 3));
+  const invstd = load<f64>(pu(p, BN_INVSTD) + (<usize>c << 3));
   const gamma = <f64>load<f32>(at(pu(p, BN_GAMMA), c));
   let sdy: f64 = 0, sdyz: f64 = 0;
   for (let n = 0; n < N; n++) {
     const off = (n * C + c) * HW;
-    sdy += sumF64(at(dy, off), HW);
-    sdyz += dotDevF64(at(dy, off), 0, at(z, off), mean, HW);
+    sdy += sum64(at(dy, off), HW);
+    sdyz += dev64(at(dy, off), 0, at(z, off), mean, HW);
   }
   const ggamma = sdyz * invstd;
   store<f32>(at(pu(p, BN_GBETA), c), <f32>sdy);
   store<f32>(at(pu(p, BN_GGAMMA), c), <f32>ggamma);
-  // dz = k * (dy - sdy/M - (z - mean) * invstd * ggamma / M)
   const k = gamma * invstd;
-  const c1 = <f32>k;
-  const c0 = <f32>(k * sdy / <f64>M);
-  const c2 = <f32>(k * invstd * ggamma / <f64>M);
-  const v1 = f32x4.splat(c1), v0 = f32x4.splat(c0), v2 = f32x4.splat(c2), vm = f32x4.splat(mean);
+  const a = sdy / <f64>M;
+  const b = invstd * ggamma / <f64>M;
   for (let n = 0; n < N; n++) {
     const off = (n * C + c) * HW;
     const dyp = at(dy, off), zp = at(z, off), dzp = at(dz, off);
-    let i = 0;
-    const n4 = HW & ~3;
-    for (; i < n4; i += 4) {
-      const o = <usize>i << 2;
-      const r = f32x4.sub(f32x4.sub(f32x4.mul(v1, v128.load(dyp + o)), v0),
-        f32x4.mul(v2, f32x4.sub(v128.load(zp + o), vm)));
-      v128.store(dzp + o, r);
-    }
-    for (; i < HW; i++) {
-      store<f32>(at(dzp, i), c1 * load<f32>(at(dyp, i)) - c0 - c2 * (load<f32>(at(zp, i)) - mean));
+    for (let i = 0; i < HW; i++) {
+      const v = k * ((<f64>load<f32>(at(dyp, i)) - a) - (<f64>load<f32>(at(zp, i)) - mean) * b);
+      store<f32>(at(dzp, i), <f32>v);
     }
   }
 }
 
 /** eval backward, task = channel: gbeta = sum dy, ggamma = sum dy (z - rm) invstd, dz = dy gamma invstd, gbias = sum dz. */
-export function bn_eval_bwd(p: usize, c: i32): void {
+export function bn_eval_bwd(p: usize, c: i32, tid: i32): void {
   const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
   const z = pu(p, BN_Z), dy = pu(p, BN_DY), dz = pu(p, BN_DZ);
   const rm = load<f32>(at(pu(p, BN_RM), c));
@@ -724,7 +1080,7 @@ export function bn_eval_bwd(p: usize, c: i32): void {
 }
 
 /** task = channel: out[c] = sum over n, pixels of src. Uses BN_N, BN_C, BN_HW, BN_DY (src), BN_GBETA (out). */
-export function chan_sum(p: usize, c: i32): void {
+export function chan_sum(p: usize, c: i32, tid: i32): void {
   const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
   const src = pu(p, BN_DY);
   let s: f64 = 0;

@@ -1,0 +1,264 @@
+/**
+ * WASM backend benchmark: layers a–g of shared/PLATFORM.md at N = 8, forward
+ * in tune mode, interleaved in one process with onnxruntime-web (WASM EP, the
+ * same thread count, Conv with BN folded) and tfjs-backend-wasm (1 thread),
+ * plus a tune-mode training step for layer a. Timed with tinybench in rounds:
+ * every round runs each implementation of a layer a few times, the order
+ * rotating, so slow phases of this shared machine hit all of them.
+ *
+ * `npx tsx bench/wasm.ts [--quick]` prints the markdown. Env: CONVBN_BENCH_LAYERS=ad (a subset),
+ * CONVBN_BENCH_ROUNDS=N (default 8, quick 2).
+ */
+import os from 'node:os';
+import { Bench } from 'tinybench';
+import { forwardFlops, normalizeConfig, type ConvBNConfig, type ConvBNConfigInput } from '../codegen/config.js';
+import { relativeError } from '../runtime/check/compare.js';
+import { foldParams } from '../runtime/validate.js';
+import type { ConvBNLayer, ConvBNParamsInput } from '../runtime/types.js';
+import { createWasmEngine } from '../runtime/wasm/engine.js';
+import { ortConv } from './peers/onnx.js';
+import { tfjsConv } from './peers/tfjs.js';
+
+/** 128-bit WASM SIMD peak per core on this machine (shared/PLATFORM.md). */
+const PEAK_PER_CORE = 58.6;
+
+const LAYERS: Record<string, { label: string; config: ConvBNConfigInput }> = {
+  a: { label: '64→64 56² k3', config: { N: 8, Cin: 64, Cout: 64, H: 56, W: 56, kernel: 3, padding: 1 } },
+  b: { label: '64→128 56² k3 s2', config: { N: 8, Cin: 64, Cout: 128, H: 56, W: 56, kernel: 3, stride: 2, padding: 1 } },
+  c: { label: '1x1 256→64 56²', config: { N: 8, Cin: 256, Cout: 64, H: 56, W: 56, kernel: 1 } },
+  d: { label: 'depthwise 256 28² k3', config: { N: 8, Cin: 256, Cout: 256, H: 28, W: 28, kernel: 3, padding: 1, groups: 256 } },
+  e: { label: '128→128 g=32 56² k3', config: { N: 8, Cin: 128, Cout: 128, H: 56, W: 56, kernel: 3, padding: 1, groups: 32 } },
+  f: { label: '64→64 56² k3 dil 2', config: { N: 8, Cin: 64, Cout: 64, H: 56, W: 56, kernel: 3, padding: 2, dilation: 2 } },
+  g: { label: '3→64 224² k7 s2 p3', config: { N: 8, Cin: 3, Cout: 64, H: 224, W: 224, kernel: 7, stride: 2, padding: 3 } },
+};
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+function params(c: ConvBNConfig, r: () => number): ConvBNParamsInput {
+  const fan = (c.Cin / c.groups) * c.kH * c.kW;
+  const wN = c.Cout * fan;
+  return {
+    weight: Float32Array.from({ length: wN }, () => (2 * r()) / Math.sqrt(fan)),
+    bias: Float32Array.from({ length: c.Cout }, () => r()),
+    gamma: Float32Array.from({ length: c.Cout }, () => 1 + r()),
+    beta: Float32Array.from({ length: c.Cout }, () => r()),
+    runningMean: Float32Array.from({ length: c.Cout }, () => r()),
+    runningVar: Float32Array.from({ length: c.Cout }, () => 1 + r()),
+  };
+}
+
+interface Stat { median: number; min: number; max: number; n: number }
+
+function stat(samples: number[]): Stat {
+  const s = [...samples].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], n: s.length };
+}
+
+const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+const cell = (st: Stat): string => `${fmt(st.median)} (${fmt(st.min)}–${fmt(st.max)})`;
+const gflops = (flops: number, ms: number): string => (flops / ms / 1e6).toFixed(1);
+
+type Fn = () => Promise<unknown>;
+
+/** Runs `tasks` interleaved: `rounds` tinybench runs of `iterations` each, task order rotating every round. */
+async function interleaved(tasks: Record<string, Fn>, rounds: number, iterations: number): Promise<Record<string, Stat>> {
+  const names = Object.keys(tasks);
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (const name of names) await tasks[name](); // warm-up (JIT, first-touch of memory)
+  for (let r = 0; r < rounds; r++) {
+    const bench = new Bench({ time: 0, iterations, warmup: false, retainSamples: true, throws: true });
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + r) % names.length];
+      bench.add(name, tasks[name]);
+    }
+    await bench.run();
+    for (const task of bench.tasks) {
+      const result = task.result as { latency?: { samples?: number[] } };
+      samples[task.name].push(...(result.latency?.samples ?? []));
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, stat(samples[n])]));
+}
+
+/** Median process CPU time (user + system, ms) of `fn` over `runs` calls: on one thread, it is steadier than wall time here. */
+async function cpuMedian(fn: Fn, runs: number): Promise<number> {
+  await fn();
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const u0 = process.cpuUsage();
+    await fn();
+    const u = process.cpuUsage(u0);
+    ms.push((u.user + u.system) / 1000);
+  }
+  return stat(ms).median;
+}
+
+/**
+ * One thread, CPU time: what one core does per forward (copies in and out
+ * included) while it runs, whatever else the shared host is doing. Run before
+ * any peer starts (their idle threads would add CPU time to this process).
+ */
+async function cpuTimeSection(layers: [string, ConvBNConfig][], runs: number): Promise<string> {
+  const engine = await createWasmEngine({ threads: 1 });
+  const rows: string[] = [];
+  let train = '';
+  try {
+    for (const [key, c] of layers) {
+      const r = rng(key.charCodeAt(0) + 100);
+      const layer = engine.createLayer(c, params(c, r));
+      const x = Float32Array.from({ length: c.N * c.Cin * c.H * c.W }, r);
+      const flops = forwardFlops(c);
+      const fwd = await cpuMedian(() => layer.forward(x, 'tune', { requiresGrad: false }), runs);
+      const g = flops / fwd / 1e6;
+      rows.push(`| ${key} | ${fmt(fwd)} | ${g.toFixed(1)} | ${((100 * g) / PEAK_PER_CORE).toFixed(0)}% |`);
+      if (key === 'a') {
+        const y = await layer.forward(x, 'tune', { requiresGrad: false });
+        const gy = Float32Array.from({ length: y.length }, r);
+        const step = await cpuMedian(async () => {
+          await layer.forward(x, 'tune');
+          return layer.backward(gy);
+        }, runs);
+        train = `Training step (tune, layer a), one thread, CPU time: forward ${fmt(fwd)} ms, step ${fmt(step)} ms, ` +
+          `**${(step / fwd).toFixed(2)}x**.`;
+      }
+      layer.destroy();
+    }
+  } finally {
+    engine.destroy();
+  }
+  return [
+    '| layer | ours 1t CPU ms (median) | GFLOP/s per core | % of one core\'s peak |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+    train,
+  ].join('\n');
+}
+
+export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ title: string; markdown: string }> {
+  const threads = Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+  const rounds = Number(globalThis.process?.env?.CONVBN_BENCH_ROUNDS ?? (opts.quick ? 2 : 8));
+  const iterations = opts.quick ? 1 : 3;
+  const selected = Object.entries(LAYERS)
+    .filter(([key]) => {
+      const only = (globalThis.process?.env?.CONVBN_BENCH_LAYERS ?? '').split('').filter((k) => k in LAYERS);
+      return only.length === 0 || only.includes(key);
+    })
+    .map(([key, l]): [string, ConvBNConfig] => [key, normalizeConfig(l.config)]);
+  const cpuSection = await cpuTimeSection(selected, opts.quick ? 3 : 9);
+  const engine = await createWasmEngine({ threads });
+  const peak = PEAK_PER_CORE * threads;
+  const rows: string[] = [];
+  const notes: string[] = [];
+  const ratios: number[] = [];
+  let trainSection = '';
+  try {
+    const only = (globalThis.process?.env?.CONVBN_BENCH_LAYERS ?? '').split('').filter((k) => k in LAYERS);
+    for (const [key, layerDef] of Object.entries(LAYERS)) {
+      if (only.length > 0 && !only.includes(key)) continue;
+      const c = normalizeConfig(layerDef.config);
+      const r = rng(key.charCodeAt(0));
+      const p = params(c, r);
+      const x = Float32Array.from({ length: c.N * c.Cin * c.H * c.W }, r);
+      const flops = forwardFlops(c);
+      const layer = engine.createLayer(c, p) as ConvBNLayer & { kernels: { forward: string } };
+      const folded = foldParams(c, p);
+      const ort = await ortConv(c, x, folded.weight, folded.bias, threads);
+      const tf = await tfjsConv(c, x, p.weight, folded.bias);
+      // Same computation? (tfjs gets the unfolded weights: it is only a speed reference.)
+      const ours = await layer.forward(x, 'tune', { requiresGrad: false });
+      const theirs = await ort.run();
+      const diff = relativeError(ours, theirs);
+      const st = await interleaved({
+        ours: () => layer.forward(x, 'tune', { requiresGrad: false }),
+        ort: () => ort.run(),
+        tfjs: () => tf.run(),
+      }, rounds, key === 'e' && opts.quick ? 1 : iterations);
+      const speedup = st.ort.median / st.ours.median;
+      ratios.push(speedup);
+      const ourG = flops / st.ours.median / 1e6;
+      rows.push(`| ${key} | ${layerDef.label} | ${(flops / 1e9).toFixed(2)} | ${layer.kernels.forward} | ${cell(st.ours)} | ` +
+        `${ourG.toFixed(1)} | ${((100 * ourG) / peak).toFixed(0)}% | ${cell(st.ort)} | ${gflops(flops, st.ort.median)} | ` +
+        `${cell(st.tfjs)} | ${gflops(flops, st.tfjs.median)} | ${speedup.toFixed(2)}x | ${diff.toExponential(1)} |`);
+      if (c.groups > 1) notes.push(`layer ${key}: tfjs ${tf.note}`);
+      await ort.release();
+      tf.dispose();
+
+      if (key === 'a') {
+        // Tune-mode training step (forward + every gradient) against our forward alone.
+        const gy = Float32Array.from({ length: ours.length }, r);
+        const t = await interleaved({
+          forward: () => layer.forward(x, 'tune', { requiresGrad: false }),
+          step: async () => {
+            await layer.forward(x, 'tune');
+            return layer.backward(gy);
+          },
+        }, rounds, iterations);
+        await layer.forward(x, 'tune');
+        await layer.backward(gy);
+        const m = layer.memory();
+        trainSection = [
+          '| layer a, tune mode | ms median (min–max) | vs forward |',
+          '|---|---|---|',
+          `| forward (no grad) | ${cell(t.forward)} | 1.00x |`,
+          `| training step: forward + grad x, W, b, gamma, beta | ${cell(t.step)} | ${(t.step.median / t.forward.median).toFixed(2)}x |`,
+          '',
+          `Held between forward and backward: ${(m.lastStepHeldBytes / 2 ** 20).toFixed(1)} MiB (x only); ` +
+          `peak step buffers ${(m.lastStepPeakBytes / 2 ** 20).toFixed(1)} MiB.`,
+        ].join('\n');
+      }
+      layer.destroy();
+    }
+  } finally {
+    engine.destroy();
+  }
+  const header = [
+    `| layer | shape | GFLOP | our path | ours ${threads}t ms | GFLOP/s | % of ${threads}-core peak | ` +
+    `onnxruntime-web ${threads}t ms | GFLOP/s | tfjs-wasm 1t ms | GFLOP/s | ours vs ORT | rel. diff vs ORT |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  const markdown = [
+    `Float32, N = 8, forward in tune mode (BN applied while packing weights), ${threads} threads, ` +
+    `medians of ${rounds} interleaved rounds x ${iterations} runs (min–max). Peak: ${peak.toFixed(0)} GFLOP/s ` +
+    `(${PEAK_PER_CORE} per core, 128-bit SIMD, from shared/PLATFORM.md). Times include copying x in and y out.`,
+    '',
+    ...header,
+    ...rows,
+    '',
+    `onnxruntime-web ${(await import('onnxruntime-web')).env.versions.web ?? ''}: WASM execution provider, ` +
+    `\`env.wasm.numThreads = ${threads}\` (its threaded build runs on Node worker_threads), a one-node Conv model ` +
+    `with BN folded (built in code, bench/peers/onnx-model.ts). tfjs-backend-wasm: \`fused.conv2d\` in NHWC, ` +
+    `one thread (its threaded build does not start in Node), output read back with \`data()\`.`,
+    ...notes.map((n) => `- ${n}`),
+    '',
+    `Geometric-mean speedup over onnxruntime-web: ${Math.exp(ratios.reduce((s, v) => s + Math.log(v), 0) / ratios.length).toFixed(2)}x.`,
+    '',
+    '### Training step',
+    '',
+    trainSection,
+    '',
+    '### One core, CPU time',
+    '',
+    'Wall-clock figures above move with whatever else runs on this shared 2-vCPU host (peers included: ' +
+    'their idle threads spin). Process CPU time of a one-thread engine measures what a core achieves while it runs:',
+    '',
+    cpuSection,
+  ].join('\n');
+  return { title: 'WASM backend (AssemblyScript SIMD) vs onnxruntime-web and tfjs-backend-wasm', markdown };
+}
+
+const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
+if (isMain) {
+  const { markdown, title } = await runWasmBench({ quick: process.argv.includes('--quick') });
+  console.log(`## ${title}\n\n${markdown}`);
+}
