@@ -14,6 +14,7 @@ import { WasmHeap } from './heap.js';
 import { ConvOps, Runner, type Scratch } from './ops.js';
 import { MAX_PAGES, ThreadPool, canShareMemory, loadModule } from './pool.js';
 import { selectKernels, type KernelChoice } from './select.js';
+import { importNode } from '../nodeImport.js';
 
 export { selectKernels, type KernelChoice, type ConvPath, type WgradPath } from './select.js';
 
@@ -31,7 +32,7 @@ const isNode = typeof process !== 'undefined' && typeof process.versions === 'ob
 
 async function defaultThreads(): Promise<number> {
   if (isNode) {
-    const os = await import('node:os');
+    const os = await importNode<typeof import('node:os')>('node:os');
     return Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
   }
   if (!canShareMemory()) return 1;

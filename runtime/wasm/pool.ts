@@ -9,6 +9,7 @@
  * the task computes, so results do not depend on the thread count.
  */
 import { KERNELS } from './layout.js';
+import { importNode } from '../nodeImport.js';
 
 /** Control block slots (Int32Array over a SharedArrayBuffer). */
 const GEN = 0, FN = 1, PARAMS = 2, TASKS = 3, NEXT = 4, DONE = 5, QUIT = 6, FAILED = 7;
@@ -48,8 +49,8 @@ async function compileFrom(url: URL, target: string): Promise<WebAssembly.Module
 
 /** Reads the .wasm beside this module; when it was never built (a fresh clone run without `npm run build:wasm`), builds it. */
 async function readNode(url: URL, target: string): Promise<Uint8Array> {
-  const fs = await import('node:fs/promises');
-  const { fileURLToPath } = await import('node:url');
+  const fs = await importNode<typeof import('node:fs/promises')>('node:fs/promises');
+  const { fileURLToPath } = await importNode<typeof import('node:url')>('node:url');
   const file = fileURLToPath(url);
   try {
     return await fs.readFile(file);
@@ -61,11 +62,11 @@ async function readNode(url: URL, target: string): Promise<Uint8Array> {
 }
 
 async function buildWithAsc(config: string, target: string): Promise<void> {
-  const fs = await import('node:fs');
+  const fs = await importNode<typeof import('node:fs')>('node:fs');
   if (!fs.existsSync(config)) {
     throw new Error(`convbn wasm: the kernels are not built and ${config} is missing; run \`npm run build:wasm\``);
   }
-  const path = await import('node:path');
+  const path = await importNode<typeof import('node:path')>('node:path');
   const ascModule = 'assemblyscript/asc';
   const asc = (await import(ascModule)) as {
     main(argv: string[], options?: Record<string, unknown>): Promise<{ error: Error | null; stderr: { toString(): string } }>;
@@ -249,7 +250,7 @@ export class ThreadPool {
 async function startWorker(module: WebAssembly.Module, memory: WebAssembly.Memory, ctl: SharedArrayBuffer, tid: number): Promise<WorkerLike> {
   const names = [...KERNELS];
   if (isNode) {
-    const { Worker } = await import('node:worker_threads');
+    const { Worker } = await importNode<typeof import('node:worker_threads')>('node:worker_threads');
     const worker = new Worker(NODE_WORKER, { eval: true, execArgv: [], workerData: { module, memory, ctl, names, tid } });
     await new Promise<void>((resolve, reject) => {
       worker.once('message', () => resolve());
