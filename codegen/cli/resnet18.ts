@@ -8,6 +8,7 @@ import { ConvBNInputError } from '../errors.js';
 import { writeKernelSet } from '../emit.js';
 import { resnet18Layers } from '../models/resnet18.js';
 import { createEngine } from '../../runtime/engine.js';
+import { mulberry32 } from '../../runtime/random.js';
 import type { BackendChoice, ConvBNParamsInput } from '../../runtime/types.js';
 
 export const RESNET18_HELP = `convbn resnet18: ResNet-18's ConvBN layers, one tune-mode step each
@@ -28,17 +29,6 @@ Options:
 
 Example:
   convbn resnet18 --batch 2 --size 224`;
-
-/** Small seeded generator: the demo's numbers are reproducible. */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 function fill(n: number, rand: () => number, scale: number, offset = 0): Float32Array {
   const out = new Float32Array(n);
@@ -85,7 +75,8 @@ export async function runResnet18Command(argv: string[]): Promise<number> {
     `${Object.keys(manifest.kernels).length} kernels written to ${values.out}/`);
   const engine = await createEngine({ backend: values.backend as BackendChoice });
   console.log(`backend: ${engine.backend} (${engine.description})\n`);
-  const rand = seeded(2024);
+  const uniform = mulberry32(2024);
+  const rand = () => uniform() - 0.5;
   const header = ['layer', 'Cin->Cout', 'k/s', 'in', 'fwd ms', 'bwd ms', 'fwd GFLOP/s', 'held MiB', 'peak MiB'];
   const rows: string[][] = [];
   const seen = new Map<string, string[]>();

@@ -8,21 +8,9 @@ import {
   type ConvBNConfig, type ConvBNConfigInput, type PaddingInput,
 } from '../../codegen/config.js';
 import type { ConvBNParamsInput } from '../../runtime/types.js';
+import { normal, type Rng } from '../../runtime/random.js';
 
-/** Uniform in [0, 1). */
-export type Rng = () => number;
-
-/** mulberry32: tiny, fast, good enough for test data; same seed, same sequence. */
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rng } from '../../runtime/random.js';
 
 /** Integer in [lo, hi], both inclusive. */
 export function randomInt(rng: Rng, lo: number, hi: number): number {
@@ -34,10 +22,7 @@ export function pick<T>(rng: Rng, items: readonly T[]): T {
 }
 
 /** Standard normal (Box-Muller). */
-export function randomNormal(rng: Rng): number {
-  const u = 1 - rng(); // (0, 1]: log stays finite
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
-}
+export const randomNormal = normal;
 
 /** n values ~ N(0, scale^2), stored as float32 (so every value is float32-representable). */
 export function randomTensor(rng: Rng, n: number, scale = 1): Float32Array {
