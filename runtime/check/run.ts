@@ -3,7 +3,7 @@
  * backward, each produced tensor compared with the reference.
  */
 import type { Mode } from '../../codegen/config.js';
-import type { Engine } from '../types.js';
+import type { ConvBNLayer, Engine } from '../types.js';
 import type { ConvBNCase } from './cases.js';
 import { relativeError, TOLERANCE } from './compare.js';
 
@@ -19,33 +19,39 @@ export interface ModeResult {
   readonly failure?: string;
 }
 
-/** Everything a mode produces, keyed as the case files name it. */
+/** Everything one forward + backward of `mode` produces on `layer`, keyed as the case files name it. */
+export async function produceOn(layer: ConvBNLayer, x: Float32Array, gradY: Float32Array, mode: Mode):
+  Promise<Record<string, Float32Array>> {
+  const out: Record<string, Float32Array> = {};
+  out.y = await layer.forward(x, mode);
+  const grads = await layer.backward(gradY);
+  out.grad_x = grads.gradX;
+  if (mode === 'deploy') {
+    const folded = await layer.getFoldedParameters();
+    out.folded_weight = folded.weight;
+    out.folded_bias = folded.bias;
+    out.grad_folded_weight = grads.gradFoldedWeight!;
+    out.grad_folded_bias = grads.gradFoldedBias!;
+    return out;
+  }
+  out.grad_weight = grads.gradWeight!;
+  if (grads.gradBias) out.grad_bias = grads.gradBias;
+  out.grad_gamma = grads.gradGamma!;
+  out.grad_beta = grads.gradBeta!;
+  if (mode === 'train') {
+    const after = await layer.getParameters();
+    out.running_mean = after.runningMean;
+    out.running_var = after.runningVar;
+  }
+  return out;
+}
+
+/** A fresh layer for the case's parameters, one mode run on it, the layer destroyed. */
 export async function runMode(engine: Engine, c: ConvBNCase, mode: Mode): Promise<Record<string, Float32Array>> {
   const { x, gradY, ...params } = c.inputs;
   const layer = engine.createLayer(c.config, params);
   try {
-    const out: Record<string, Float32Array> = {};
-    out.y = await layer.forward(x, mode);
-    const grads = await layer.backward(gradY);
-    out.grad_x = grads.gradX;
-    if (mode === 'deploy') {
-      const folded = await layer.getFoldedParameters();
-      out.folded_weight = folded.weight;
-      out.folded_bias = folded.bias;
-      out.grad_folded_weight = grads.gradFoldedWeight!;
-      out.grad_folded_bias = grads.gradFoldedBias!;
-      return out;
-    }
-    out.grad_weight = grads.gradWeight!;
-    if (grads.gradBias) out.grad_bias = grads.gradBias;
-    out.grad_gamma = grads.gradGamma!;
-    out.grad_beta = grads.gradBeta!;
-    if (mode === 'train') {
-      const after = await layer.getParameters();
-      out.running_mean = after.runningMean;
-      out.running_var = after.runningVar;
-    }
-    return out;
+    return await produceOn(layer, x, gradY, mode);
   } finally {
     layer.destroy();
   }

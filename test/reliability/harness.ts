@@ -15,7 +15,8 @@ import type { BufferLimits } from '../../runtime/webgpu/limits.js';
 import { withBatch } from '../../runtime/webgpu/split.js';
 import { relativeError, TOLERANCE } from '../../runtime/check/compare.js';
 import { createEngine } from '../../runtime/engine.js';
-import type { BackendName, ConvBNParamsInput, Engine } from '../../runtime/types.js';
+import type { BackendName, ConvBNLayer, ConvBNParamsInput, Engine } from '../../runtime/types.js';
+import { produceOn as produceModeOn } from '../../runtime/check/run.js';
 import { mulberry32, randomParams, randomTensor } from '../helpers/random.js';
 import { referenceCase, type Tensors } from '../oracle/reference.js';
 
@@ -160,30 +161,8 @@ export async function produce(engine: Engine, config: ConvBNConfig, inputs: Case
   }
 }
 
-export async function produceOn(layer: import('../../runtime/types.js').ConvBNLayer, inputs: CaseInputs, mode: Mode):
-  Promise<Record<string, Float32Array>> {
-  const out: Record<string, Float32Array> = {};
-  out.y = await layer.forward(inputs.x, mode);
-  const grads = await layer.backward(inputs.gradY);
-  out.grad_x = grads.gradX;
-  if (mode === 'deploy') {
-    const folded = await layer.getFoldedParameters();
-    out.folded_weight = folded.weight;
-    out.folded_bias = folded.bias;
-    out.grad_folded_weight = grads.gradFoldedWeight!;
-    out.grad_folded_bias = grads.gradFoldedBias!;
-    return out;
-  }
-  out.grad_weight = grads.gradWeight!;
-  if (grads.gradBias) out.grad_bias = grads.gradBias;
-  out.grad_gamma = grads.gradGamma!;
-  out.grad_beta = grads.gradBeta!;
-  if (mode === 'train') {
-    const after = await layer.getParameters();
-    out.running_mean = after.runningMean;
-    out.running_var = after.runningVar;
-  }
-  return out;
+export function produceOn(layer: ConvBNLayer, inputs: CaseInputs, mode: Mode): Promise<Record<string, Float32Array>> {
+  return produceModeOn(layer, inputs.x, inputs.gradY, mode);
 }
 
 export interface Judgement {
