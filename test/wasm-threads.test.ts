@@ -102,7 +102,9 @@ describe('wasm backend: threads', () => {
     const script = [
       "import { createWasmEngine } from './runtime/wasm/engine.ts';",
       'const e = await createWasmEngine({ threads: 2 });',
-      "const l = e.createLayer({ N: 1, Cin: 4, Cout: 4, H: 8, W: 8, kernel: 3, padding: 1 });",
+      'const ch = () => new Float32Array(4).fill(1);',
+      "const l = e.createLayer({ N: 1, Cin: 4, Cout: 4, H: 8, W: 8, kernel: 3, padding: 1 }, " +
+        '{ weight: new Float32Array(144), bias: ch(), gamma: ch(), beta: ch(), runningMean: ch(), runningVar: ch() });',
       "await l.forward(new Float32Array(256), 'eval');",
       "console.log('done');",
     ].join('\n');
@@ -214,7 +216,10 @@ describe('wasm backend: input checks', () => {
 
   it('refuses a train batch with one value per channel, and bad engine options', async () => {
     const tiny = normalizeConfig({ N: 1, Cin: 1, Cout: 1, H: 3, W: 3, kernel: 3 });
-    const layer = two.createLayer(tiny);
+    const one = () => new Float32Array([1]);
+    const layer = two.createLayer(tiny, {
+      weight: new Float32Array(9).fill(0.1), bias: one(), gamma: one(), beta: one(), runningMean: one(), runningVar: one(),
+    });
     expect(() => layer.forward(new Float32Array(9), 'train')).toThrow(ConvBNInputError);
     expect((await layer.forward(new Float32Array(9), 'eval')).length).toBe(1);
     layer.destroy();

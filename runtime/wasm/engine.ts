@@ -93,9 +93,8 @@ class WasmEngine implements Engine {
     const recompute = options.recompute ?? false;
     if (typeof recompute !== 'boolean') throw new ConvBNInputError('recompute', recompute, 'must be true or false');
     const choice = selectKernels(c, { ...this.forced, ...(options.kernels ?? {}) });
-    const p = params ?? defaultParams(c);
-    checkParams(c, p);
-    const layer = new WasmLayer(this, c, choice, { recompute }, p);
+    if (params !== undefined) checkParams(c, params);
+    const layer = new WasmLayer(this, c, choice, { recompute }, params);
     this.layers.add(layer);
     return layer;
   }
@@ -138,25 +137,6 @@ class WasmEngine implements Engine {
   }
 }
 
-/** PyTorch-like default init (deterministic): kaiming-uniform weights and bias, gamma 1, beta 0, mean 0, var 1. */
-function defaultParams(c: ConvBNConfig): ConvBNParamsInput {
-  const sizes = tensorSizes(c);
-  const bound = 1 / Math.sqrt((c.Cin / c.groups) * c.kH * c.kW);
-  let state = 0x2545f491;
-  const uniform = (): number => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return (state / 4294967296) * 2 - 1;
-  };
-  const weight = new Float32Array(sizes.weight).map(() => uniform() * bound);
-  return {
-    weight,
-    ...(c.bias ? { bias: new Float32Array(c.Cout).map(() => uniform() * bound) } : {}),
-    gamma: new Float32Array(c.Cout).fill(1),
-    beta: new Float32Array(c.Cout),
-    runningMean: new Float32Array(c.Cout),
-    runningVar: new Float32Array(c.Cout).fill(1),
-  };
-}
 
 interface Held {
   mode: Mode;
@@ -226,7 +206,10 @@ class WasmLayer implements ConvBNLayer {
   private destroyed = false;
   private stats: MemoryStats = { parameterBytes: 0, heldForBackwardBytes: 0, lastStepHeldBytes: 0, lastStepPeakBytes: 0 };
 
-  constructor(engine: WasmEngine, c: ConvBNConfig, choice: KernelChoice, options: Required<LayerOptions>, params: ConvBNParamsInput) {
+  /** False until parameters arrive (createLayer's or setParameters'): forward refuses to run on garbage. */
+  private hasParams = false;
+
+  constructor(engine: WasmEngine, c: ConvBNConfig, choice: KernelChoice, options: Required<LayerOptions>, params?: ConvBNParamsInput) {
     this.engine = engine;
     this.config = c;
     this.kernels = choice;
@@ -242,7 +225,7 @@ class WasmLayer implements ConvBNLayer {
       rm: heap.alloc(c.Cout * 4),
       rv: heap.alloc(c.Cout * 4),
     };
-    this.writeParams(params);
+    if (params) this.writeParams(params);
   }
 
   private get heap(): WasmHeap {
@@ -255,6 +238,7 @@ class WasmLayer implements ConvBNLayer {
   }
 
   private writeParams(p: ConvBNParamsInput): void {
+    this.hasParams = true;
     const h = this.heap;
     const C = this.config.Cout;
     h.f32(this.p.weight, this.sizes.weight).set(p.weight);
@@ -274,6 +258,9 @@ class WasmLayer implements ConvBNLayer {
   }
 
   private readParams(): ConvBNParams {
+    if (!this.hasParams) {
+      throw new ConvBNInputError('params', undefined, 'must be set (createLayer(config, params) or setParameters) first');
+    }
     const h = this.heap;
     const C = this.config.Cout;
     return {
@@ -356,6 +343,9 @@ class WasmLayer implements ConvBNLayer {
 
   forward(x: Float32Array, mode: Mode, options: ForwardOptions = {}): Promise<Float32Array> {
     this.assertAlive();
+    if (!this.hasParams) {
+      throw new ConvBNInputError('params', undefined, 'must be set (createLayer(config, params) or setParameters) before forward');
+    }
     checkMode(mode);
     checkTensor('x', x, this.sizes.x);
     if (options === null || typeof options !== 'object') throw new ConvBNInputError('options', options, 'must be an object');

@@ -7,12 +7,7 @@ import { test } from 'vitest';
 import type { BackendName } from '../../runtime/types.js';
 
 /** By backend and test name, with where the fix belongs. */
-export const KNOWN_GAPS: Partial<Record<BackendName, Record<string, string>>> = {
-  wasm: {
-    'gradY before any forward, and after a forward without requiresGrad':
-      'runtime/wasm/engine.ts: backward without a forward throws a plain Error, not ConvBNInputError(field backward)',
-  },
-};
+export const KNOWN_GAPS: Partial<Record<BackendName, Record<string, string>>> = {};
 
 /** `test`, or `test.fails` for a known gap of this backend (see KNOWN_GAPS). */
 export function gapAware(backend: BackendName, name: string): typeof test | typeof test.fails {
