@@ -17,6 +17,7 @@
  */
 import type { TemplateName } from '../templates/generated.js';
 import { tensorSizes, type ConvBNConfig } from './config.js';
+import { BLOCKED_WORKGROUP_SIZE } from './tiles/common.js';
 import { expandDgradReg } from './tiles/dgrad.js';
 import { expandForwardReg } from './tiles/forward.js';
 import { expandDgradWg, expandForwardWg, expandWgradWg } from './tiles/igemm.js';
@@ -72,27 +73,27 @@ export const KERNELS = {
   conv_dgrad: { template: 'conv_dgrad', flags: ['TUNE'], grid: { kind: 'elements', over: 'x' }, workgroupSize: 64 },
   conv_wgrad: { template: 'conv_wgrad', flags: [], grid: { kind: 'elements', over: 'weight' }, workgroupSize: 64 },
   conv_fwd_reg: {
-    template: 'conv_fwd_reg', flags: ['TUNE'], params: CONV_PARAMS.forward, grid: { kind: 'tiles' }, workgroupSize: 64,
+    template: 'conv_fwd_reg', flags: ['TUNE'], params: CONV_PARAMS.forward, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
     expand: expandForwardReg,
   },
   conv_dgrad_reg: {
-    template: 'conv_dgrad_reg', flags: ['TUNE'], params: CONV_PARAMS.dgrad, grid: { kind: 'tiles' }, workgroupSize: 64,
+    template: 'conv_dgrad_reg', flags: ['TUNE'], params: CONV_PARAMS.dgrad, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
     expand: expandDgradReg,
   },
   conv_wgrad_reg: {
-    template: 'conv_wgrad_reg', flags: [], params: CONV_PARAMS.wgrad, grid: { kind: 'tiles' }, workgroupSize: 64,
+    template: 'conv_wgrad_reg', flags: [], params: CONV_PARAMS.wgrad, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
     expand: expandWgradReg,
   },
   conv_fwd_wg: {
-    template: 'conv_fwd_wg', flags: ['TUNE'], params: CONV_PARAMS.igemm, grid: { kind: 'tiles' }, workgroupSize: 64,
+    template: 'conv_fwd_wg', flags: ['TUNE'], params: CONV_PARAMS.igemm, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
     expand: expandForwardWg,
   },
   conv_dgrad_wg: {
-    template: 'conv_dgrad_wg', flags: ['TUNE'], params: CONV_PARAMS.igemm, grid: { kind: 'tiles' }, workgroupSize: 64,
+    template: 'conv_dgrad_wg', flags: ['TUNE'], params: CONV_PARAMS.igemm, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
     expand: expandDgradWg,
   },
   conv_wgrad_wg: {
-    template: 'conv_wgrad_wg', flags: [], params: CONV_PARAMS.igemm, grid: { kind: 'tiles' }, workgroupSize: 64,
+    template: 'conv_wgrad_wg', flags: [], params: CONV_PARAMS.igemm, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
     expand: expandWgradWg,
   },
   wgrad_reduce: {

@@ -14,10 +14,12 @@
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
+  // Workgroups take the phases in turn (phases differ in tap count: one phase per
+  // workgroup keeps its branch uniform, alternating keeps the threads' loads even).
   let index = flat_invocation(gid);
-  if (index >= INVOCATIONS) { return; }
-  let phase = index / (CI_BLOCKS * TILE_COUNT);
-  let rest = index % (CI_BLOCKS * TILE_COUNT);
+  let phase = (index / WORKGROUP_SIZE) % PHASES;
+  let rest = ((index / WORKGROUP_SIZE) / PHASES) * WORKGROUP_SIZE + index % WORKGROUP_SIZE;
+  if (phase >= PHASES || rest >= CI_BLOCKS * TILE_COUNT) { return; }
   let ci0 = (rest / TILE_COUNT) * CI_B;
   let tile = rest % TILE_COUNT;
   let qw0 = i32((tile % TILES_W) * PX);

@@ -21,6 +21,7 @@ import { canFlatten } from '../codegen/tiles/forward.js';
 import { relativeError, TOLERANCE } from '../runtime/check/compare.js';
 import { acquireDevice } from '../runtime/webgpu/device.js';
 import { createWebGPUEngine } from '../runtime/webgpu/engine.js';
+import { PipelineCache } from '../runtime/webgpu/pipelines.js';
 import { mulberry32, randomParams, randomTensor, randomValidConfig } from './helpers/random.js';
 import { referenceCase, type CaseInputs } from './oracle/reference.js';
 import { IN_CI } from './helpers/backends.js';
@@ -246,6 +247,57 @@ describe.skipIf(!device)('every kernel family against the float64 oracle', () =>
       }
     }
     expect(failures).toEqual([]);
+  });
+
+  test('convbn tune times the candidates, writes the cache, and the runtime and gen pick the winners from it', async () => {
+    const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { runTuneCommand } = await import('../codegen/cli/tune.js');
+    const dir = await mkdtemp(path.join(tmpdir(), 'convbn-tune-'));
+    try {
+      const file = path.join(dir, 'tuning.json');
+      const log = console.log;
+      console.log = () => {};
+      let code: number;
+      try {
+        code = await runTuneCommand(['--N', '2', '--Cin', '4', '--Cout', '8', '--H', '6', '--W', '6', '--kernel', '3', '--padding', '1',
+          '--cache', file, '--rounds', '1']);
+      } finally {
+        console.log = log;
+      }
+      expect(code).toBe(0);
+      const cache = TuningCache.parse(await readFile(file, 'utf8'));
+      const [adapter] = Object.keys(cache.data.adapters);
+      const c = normalizeConfig({ N: 2, Cin: 4, Cout: 8, H: 6, W: 6, kernel: 3, padding: 1 });
+      const entry = cache.lookupAll(adapter, c);
+      for (const pass of PASSES) expect(entry[pass], pass).toBeDefined();
+      // The runtime: the pipeline cache of an engine given the cache (option kernels.cache) plans with the cached winners.
+      const plan = planFor('tune', c, { target: new PipelineCache(device!, { cache }).target });
+      const expected = planFor('tune', c, { kernels: entry as KernelChoice });
+      expect(plan.forward.map((st) => st.variant)).toEqual(expected.forward.map((st) => st.variant));
+      expect(plan.backward.map((st) => st.variant)).toEqual(expected.backward.map((st) => st.variant));
+      // convbn gen --tuning: the manifest's tune-mode kernels are the cached winners.
+      const { runGenCommand } = await import('../codegen/cli/gen.js');
+      const out = path.join(dir, 'kernels');
+      console.log = () => {};
+      try {
+        expect(await runGenCommand(['--N', '2', '--Cin', '4', '--Cout', '8', '--H', '6', '--W', '6', '--kernel', '3', '--padding', '1',
+          '--tuning', file, '--out', out])).toBe(0);
+      } finally {
+        console.log = log;
+      }
+      const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')) as {
+        layers: { plans: Record<string, { forward: string[] }> }[]; kernels: Record<string, { kind: string; params?: Record<string, number> }>;
+      };
+      const forwardKernel = manifest.kernels[manifest.layers[0].plans.tune.forward[0]];
+      const cachedForward = entry.forward!;
+      if (cachedForward.algo !== 'direct') expect(forwardKernel.params).toEqual(cachedForward.tile);
+      const worst = await checkForced(c, entry as Force, 99, [{ mode: 'tune' }]);
+      expect(worst[0].error).toBeLessThanOrEqual(TOLERANCE);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a batch split into chunks (device buffer limits) sums the chunked wgrad per chunk correctly, tune mode', async () => {

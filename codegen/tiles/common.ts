@@ -8,7 +8,26 @@
  * 0, step, 2*step, ...), so a check is emitted only where some tile can
  * actually leave the tensor: interior-only layers get none.
  */
+/**
+ * Invocations per workgroup of every blocked kernel (the register-blocked ones
+ * index their grid in these units; the workgroup-memory GEMM is 8 x 8 of them).
+ * generate.ts checks it against the @workgroup_size it reflects.
+ */
+export const BLOCKED_WORKGROUP_SIZE = 64;
+
 export const ceilDiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** The largest divisor of n that is <= max (channel blocks must divide the channels of a group). */
+export function divisorUpTo(n: number, max: number): number {
+  for (let d = Math.min(n, max); d > 1; d--) if (n % d === 0) return d;
+  return 1;
+}
+
+/** A block length near `want` that splits `extent` into equal-ish tiles (56 -> 8, 28 -> 7, 12 -> 6). */
+export function fitBlock(extent: number, want: number): number {
+  const tiles = Math.ceil(extent / want);
+  return Math.ceil(extent / tiles);
+}
 
 /** Floor modulo (the result has the sign of m). */
 export const mod = (a: number, m: number): number => ((a % m) + m) % m;

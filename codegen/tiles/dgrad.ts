@@ -8,13 +8,13 @@
  * from output row oh = qh + (ph + padTop - kh * dilationH) / strideH. So each
  * phase is a stride-1 correlation over (qh, qw) with its own, codegen-time
  * list of taps. One invocation computes CI_B input channels x PY x PX
- * positions of one phase; the phase is the outermost grid index, so whole
- * workgroups share it and its switch branch.
+ * positions of one phase; workgroups take the phases in turn, so each
+ * workgroup has one phase (one switch branch) and the threads get a mix.
  * TUNE: W' = W * s is formed as each weight is loaded.
  */
 import { outputShape, type ConvBNConfig } from '../config.js';
 import type { Expansion, KernelVariant } from '../kernels.js';
-import { alwaysInside, ceilDiv, distinct, i32, indent, mod, param, tag, TileMismatchError, u32 } from './common.js';
+import { alwaysInside, BLOCKED_WORKGROUP_SIZE, ceilDiv, distinct, i32, indent, mod, param, tag, TileMismatchError, u32 } from './common.js';
 
 export interface DgradTile {
   readonly CI_B: number;
@@ -66,7 +66,7 @@ export function expandDgradReg(variant: KernelVariant, c: ConvBNConfig): Expansi
   const tileCount = c.N * tilesH * tilesW;
   const ciBlocks = c.Cin / CI_B;
   const phases = SH * SW;
-  const invocations = phases * ciBlocks * tileCount;
+  const workgroupsPerPhase = ceilDiv(ciBlocks * tileCount, BLOCKED_WORKGROUP_SIZE);
   const khw = c.kH * c.kW;
 
   const functions: string[] = [];
@@ -156,8 +156,8 @@ ${indent(lines, 2)}
   }
   cases.push('default: {}');
   return {
-    constants: { CI_B, PY, PX, TILES_H: tilesH, TILES_W: tilesW, TILE_COUNT: tileCount, CI_BLOCKS: ciBlocks, INVOCATIONS: invocations },
+    constants: { CI_B, PY, PX, TILES_H: tilesH, TILES_W: tilesW, TILE_COUNT: tileCount, CI_BLOCKS: ciBlocks, PHASES: phases },
     inserts: { PHASES: functions.join('\n\n'), SWITCH: indent([`switch phase {`, ...cases.map((s) => `  ${s}`), '}'], 2) },
-    workgroups: ceilDiv(invocations, 64),
+    workgroups: phases * workgroupsPerPhase,
   };
 }

@@ -15,7 +15,7 @@
  */
 import { outputShape, type ConvBNConfig } from '../config.js';
 import type { Expansion, KernelVariant } from '../kernels.js';
-import { alwaysInside, ceilDiv, distinct, i32, indent, param, tag, TileMismatchError, u32 } from './common.js';
+import { alwaysInside, BLOCKED_WORKGROUP_SIZE, ceilDiv, distinct, i32, indent, param, tag, TileMismatchError, u32 } from './common.js';
 
 export interface ForwardTile {
   readonly CO_B: number;
@@ -161,6 +161,6 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
       INVOCATIONS: invocations, KH_LOOP: unrollKh ? 1 : c.kH, V_STRIDE_H: SH, V_STRIDE_W: SW, V_PAD_TOP: PT, V_PAD_LEFT: PL,
     },
     inserts: { PROLOGUE: indent(prologue, 2), BODY: indent(body, 6), EPILOGUE: indent(epilogue, 2) },
-    workgroups: ceilDiv(invocations, 64),
+    workgroups: ceilDiv(invocations, BLOCKED_WORKGROUP_SIZE),
   };
 }

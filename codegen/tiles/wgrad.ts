@@ -15,7 +15,7 @@
  */
 import { outputShape, tensorSizes, type ConvBNConfig } from '../config.js';
 import type { Expansion, KernelVariant } from '../kernels.js';
-import { alwaysInside, ceilDiv, distinct, i32, indent, param, TileMismatchError, u32 } from './common.js';
+import { alwaysInside, BLOCKED_WORKGROUP_SIZE, ceilDiv, distinct, i32, indent, param, TileMismatchError, u32 } from './common.js';
 
 /** Floats per chunk in the partial sums: every weight, then sum(gradOut) per output channel. */
 export function partialStride(c: ConvBNConfig): number {
@@ -23,7 +23,7 @@ export function partialStride(c: ConvBNConfig): number {
 }
 
 /** At most this many chunks, and partial sums of at most 2^22 floats (16 MiB). */
-export const MAX_WGRAD_CHUNKS = 64;
+export const MAX_WGRAD_CHUNKS = 32;
 export const MAX_PARTIAL_FLOATS = 2 ** 22;
 
 /**
@@ -159,7 +159,7 @@ export function expandWgradReg(variant: KernelVariant, c: ConvBNConfig): Expansi
       KH_BLOCKS: khBlocks, INVOCATIONS: invocations, PARTIAL_STRIDE: partialStride(c),
     },
     inserts: { PROLOGUE: indent(prologue, 2), BODY: indent(body, 6), EPILOGUE: indent(epilogue, 2) },
-    workgroups: ceilDiv(invocations, 64),
+    workgroups: ceilDiv(invocations, BLOCKED_WORKGROUP_SIZE),
   };
 }
 

@@ -7,21 +7,15 @@
  * Kept short: each candidate costs a pipeline compile and a few timed runs.
  */
 import { outputShape, type ConvBNConfig } from '../config.js';
+import { divisorUpTo, fitBlock } from '../tiles/common.js';
 import { canFlatten } from '../tiles/forward.js';
 import { choiceProblem, describeChoice, type Pass, type PassChoice } from './choice.js';
 import type { AdapterProfile } from './profile.js';
 import { defaultAlgorithm, heuristicDgrad, heuristicForward, heuristicWgrad } from './select.js';
 
-/** The largest divisor of n that is <= max. */
-export function divisorUpTo(n: number, max: number): number {
-  for (let d = Math.min(n, max); d > 1; d--) if (n % d === 0) return d;
-  return 1;
-}
+export { divisorUpTo } from '../tiles/common.js';
 
-function fit(extent: number, want: number): number {
-  const tiles = Math.ceil(extent / want);
-  return Math.ceil(extent / tiles);
-}
+const fit = fitBlock;
 
 function regCandidates(pass: Pass, c: ConvBNConfig): PassChoice[] {
   const out = outputShape(c);
@@ -37,7 +31,7 @@ function regCandidates(pass: Pass, c: ConvBNConfig): PassChoice[] {
           list.push({ algo: 'reg', tile: { CO_B: co(m), PY: 1, PX: fit(hw, px), UNROLL_KH: 0, FLAT: 1 } });
         }
       }
-      for (const [m, py, px] of [[8, 2, 8], [16, 1, 8], [16, 2, 4], [4, 4, 8], [8, 1, 16]] as const) {
+      for (const [m, py, px] of [[16, 1, 14], [16, 2, 7], [8, 1, 28], [8, 2, 8], [16, 1, 8], [32, 1, 7]] as const) {
         list.push({ algo: 'reg', tile: { CO_B: co(m), PY: Math.min(py, out.H), PX: fit(out.W, px), UNROLL_KH: 0, FLAT: 0 } });
       }
       if (c.kH > 1 && coutPerGroup <= 2) {
@@ -50,15 +44,15 @@ function regCandidates(pass: Pass, c: ConvBNConfig): PassChoice[] {
       const qh = Math.ceil(c.H / c.strideH);
       const qw = Math.ceil(c.W / c.strideW);
       const ci = (m: number) => divisorUpTo(cinPerGroup, m);
-      return ([[8, 2, 8], [16, 1, 8], [4, 4, 8], [8, 1, 16], [16, 2, 4]] as const).map(([m, py, px]) =>
+      return ([[16, 2, 7], [16, 1, 14], [8, 2, 8], [8, 1, 28], [32, 1, 7]] as const).map(([m, py, px]) =>
         ({ algo: 'reg', tile: { CI_B: ci(m), PY: Math.min(py, qh), PX: fit(qw, px) } }));
     }
     case 'wgrad': {
       const list: PassChoice[] = [];
-      for (const [mo, mi, px, full] of [[4, 2, 8, true], [8, 2, 8, true], [4, 2, 4, true], [8, 2, 8, false], [4, 4, 8, false], [8, 8, 8, true], [16, 4, 8, true]] as const) {
+      for (const [mo, mi, px, full] of [[16, 2, 2, true], [8, 4, 2, true], [8, 2, 4, true], [4, 2, 8, true], [16, 16, 2, true], [8, 8, 4, true], [16, 1, 2, false]] as const) {
         const coB = divisorUpTo(coutPerGroup, mo);
         const ciB = divisorUpTo(cinPerGroup, mi);
-        list.push({ algo: 'reg', tile: { CO_B: coB, CI_B: ciB, PX: fit(out.W, px), KH_B: full ? c.kH : 1 } });
+        list.push({ algo: 'reg', tile: { CO_B: coB, CI_B: ciB, PX: Math.min(out.W, px), KH_B: full ? c.kH : 1 } });
       }
       return list;
     }

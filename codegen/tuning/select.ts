@@ -10,6 +10,7 @@
  * BENCHMARKS.md). GPUs get the workgroup-memory implicit GEMM.
  */
 import { outputShape, type ConvBNConfig } from '../config.js';
+import { divisorUpTo, fitBlock } from '../tiles/common.js';
 import { canFlatten, type ForwardTile } from '../tiles/forward.js';
 import type { DgradTile } from '../tiles/dgrad.js';
 import type { IgemmTile } from '../tiles/igemm.js';
@@ -29,35 +30,38 @@ export interface KernelTarget {
   readonly force?: Partial<Record<Pass, Algorithm | PassChoice>>;
 }
 
-/** The largest divisor of n that is <= max. */
-function divisorUpTo(n: number, max: number): number {
-  for (let d = Math.min(n, max); d > 1; d--) if (n % d === 0) return d;
-  return 1;
-}
 
-/** A block length near `want` that splits `extent` into equal-ish tiles (56 -> 8, 28 -> 7, 12 -> 6). */
-function fitBlock(extent: number, want: number): number {
-  const tiles = Math.ceil(extent / want);
-  return Math.ceil(extent / tiles);
-}
+/*
+ * Tiles for CPU rasterisers, from interleaved measurements on llvmpipe (see
+ * BENCHMARKS.md and `convbn tune`): a per-lane load costs ~20 multiply-adds,
+ * so blocks grow until the values kept live (accumulators, the x or gradOut
+ * values of the current row, the weights of the current tap) start spilling
+ * expensively. What won: 16 output channels x ~14 pixels of one row for the
+ * forward and dgrad passes (layers a, b, g: 1.1-1.4x faster than 8 x 2 x 8);
+ * 16 x 2 channels x 2 pixels for a 3x3 wgrad (1.5x over 4 x 2 x 8); 16 x 16
+ * for a 1x1 forward (1.5x over 8 x 16).
+ */
+const CHANNEL_BLOCK = 16;
+const ROW_PIXELS = 14;
+const WGRAD_ACCUMULATORS = 288;
 
 export function heuristicForward(c: ConvBNConfig, algo: Algorithm): ForwardChoice {
   if (algo === 'direct') return { algo };
   if (algo === 'wg') return { algo, tile: heuristicIgemm(c.Cout / c.groups) };
   const coutPerGroup = c.Cout / c.groups;
   const out = outputShape(c);
-  const coB = divisorUpTo(coutPerGroup, 8);
   if (canFlatten(c)) {
-    return { algo, tile: { CO_B: coB, PY: 1, PX: fitBlock(out.H * out.W, coB >= 8 ? 16 : 32), UNROLL_KH: 0, FLAT: 1 } };
+    // A 1x1 GEMM: every x load feeds CO_B multiply-adds and every weight PX: square blocks (16 x 16 won for layer c).
+    const coB = divisorUpTo(coutPerGroup, CHANNEL_BLOCK);
+    return { algo, tile: { CO_B: coB, PY: 1, PX: fitBlock(out.H * out.W, Math.max(8, 256 / coB)), UNROLL_KH: 0, FLAT: 1 } };
   }
-  const thin = coB <= 2; // depthwise-like: few channels share an x load, so share rows across kernel rows instead
-  const tile: ForwardTile = {
-    CO_B: coB,
-    PY: Math.min(out.H, thin ? 4 : 2),
-    PX: fitBlock(out.W, 8),
-    UNROLL_KH: thin && c.kH > 1 ? 1 : 0,
-    FLAT: 0,
-  };
+  if (coutPerGroup <= 2) {
+    // Depthwise-like: few channels share an x load, so share x rows across kernel rows instead.
+    return { algo, tile: { CO_B: coutPerGroup, PY: Math.min(out.H, 4), PX: fitBlock(out.W, 8), UNROLL_KH: c.kH > 1 ? 1 : 0, FLAT: 0 } };
+  }
+  const px = fitBlock(out.W, ROW_PIXELS);
+  const py = Math.min(out.H, Math.max(1, Math.round(ROW_PIXELS / px)));
+  const tile: ForwardTile = { CO_B: divisorUpTo(coutPerGroup, CHANNEL_BLOCK), PY: py, PX: px, UNROLL_KH: 0, FLAT: 0 };
   return { algo, tile };
 }
 
@@ -65,10 +69,11 @@ export function heuristicDgrad(c: ConvBNConfig, algo: Algorithm): DgradChoice {
   if (algo === 'direct') return { algo };
   if (algo === 'wg') return { algo, tile: heuristicIgemm(c.Cin / c.groups) };
   const cinPerGroup = c.Cin / c.groups;
-  const ciB = divisorUpTo(cinPerGroup, 8);
   const qh = Math.ceil(c.H / c.strideH);
   const qw = Math.ceil(c.W / c.strideW);
-  const tile: DgradTile = { CI_B: ciB, PY: Math.min(qh, ciB <= 2 ? 4 : 2), PX: fitBlock(qw, 8) };
+  if (cinPerGroup <= 2) return { algo, tile: { CI_B: cinPerGroup, PY: Math.min(qh, 4), PX: fitBlock(qw, 8) } };
+  const px = fitBlock(qw, ROW_PIXELS / 2);
+  const tile: DgradTile = { CI_B: divisorUpTo(cinPerGroup, CHANNEL_BLOCK), PY: Math.min(qh, Math.max(1, Math.round(ROW_PIXELS / px))), PX: px };
   return { algo, tile };
 }
 
@@ -78,11 +83,13 @@ export function heuristicWgrad(c: ConvBNConfig, algo: Algorithm): WgradChoice {
   const cinPerGroup = c.Cin / c.groups;
   const coutPerGroup = c.Cout / c.groups;
   const out = outputShape(c);
-  const coB = divisorUpTo(coutPerGroup, 4);
-  const ciB = divisorUpTo(cinPerGroup, 2);
-  const tile: WgradTile = {
-    CO_B: coB, CI_B: ciB, PX: fitBlock(out.W, 8), KH_B: coB * ciB * c.kH * c.kW <= 96 ? c.kH : 1,
-  };
+  const taps = c.kH * c.kW;
+  // Accumulators are CO_B * CI_B * KH_B * kW; few pixels per step keep the gradOut values live few.
+  const coB = divisorUpTo(coutPerGroup, CHANNEL_BLOCK);
+  const ciB = divisorUpTo(cinPerGroup, Math.max(1, Math.floor(WGRAD_ACCUMULATORS / (coB * taps))));
+  const full = coB * ciB * taps <= 320;
+  const px = coB * ciB <= 2 ? fitBlock(out.W, 8) : Math.min(out.W, 2);
+  const tile: WgradTile = { CO_B: coB, CI_B: ciB, PX: px, KH_B: full ? c.kH : 1 };
   return { algo, tile };
 }
 

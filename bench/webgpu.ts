@@ -1,0 +1,238 @@
+/**
+ * WebGPU benchmark (Dawn in Node; with no GPU, OpenGL ES on Mesa llvmpipe):
+ *  1. forward, tune mode, layers a–g of shared/PLATFORM.md at N = 8, beside
+ *     tfjs-backend-webgpu on the same adapter, interleaved in one process;
+ *  2. a training step for layer a in every mode, beside tfjs's conv2d ->
+ *     batchNorm step through tf.grads;
+ *  3. the ConvBN layers of ResNet-18 (bench/resnet18.ts): time and memory per mode.
+ *
+ * Sections 1 and 2 time GPU work only, on device-resident buffers: the plan's
+ * kernels (the same plans and pipelines the runtime uses) are encoded, submitted
+ * and waited for with queue.onSubmittedWorkDone(); tfjs's ops likewise
+ * (submitQueue + onSubmittedWorkDone). No timestamp queries on this adapter:
+ * host clocks. Each figure: median (min–max) of interleaved tinybench rounds,
+ * the order of the contenders rotating every round.
+ *
+ * `npx tsx bench/webgpu.ts [--quick]` prints the markdown.
+ */
+import { Bench } from 'tinybench';
+import { forwardFlops, normalizeConfig, outputShape, tensorSizes, type ConvBNConfig, type ConvBNConfigInput } from '../codegen/config.js';
+import { planFor } from '../codegen/plans.js';
+import { describeChoice, PASSES } from '../codegen/tuning/choice.js';
+import { selectKernels } from '../codegen/tuning/select.js';
+import { relativeError } from '../runtime/check/compare.js';
+import { randomParams, rng } from '../codegen/tuning/measure.js';
+import { foldParams } from '../runtime/validate.js';
+import { acquireDevice, type AcquiredDevice } from '../runtime/webgpu/device.js';
+import { PipelineCache } from '../runtime/webgpu/pipelines.js';
+import { DevicePlan, stepPlan } from '../codegen/tuning/measure.js';
+import { loadTfjsWebGPU, tfjsWebGPUConv, tfjsWebGPUTrainStep } from './peers/tfjs-webgpu.js';
+import { resnet18Section } from './resnet18.js';
+
+export const LAYERS: Record<string, { label: string; config: ConvBNConfigInput }> = {
+  a: { label: '64→64 56² k3', config: { N: 8, Cin: 64, Cout: 64, H: 56, W: 56, kernel: 3, padding: 1 } },
+  b: { label: '64→128 56² k3 s2', config: { N: 8, Cin: 64, Cout: 128, H: 56, W: 56, kernel: 3, stride: 2, padding: 1 } },
+  c: { label: '1x1 256→64 56²', config: { N: 8, Cin: 256, Cout: 64, H: 56, W: 56, kernel: 1 } },
+  d: { label: 'depthwise 256 28² k3', config: { N: 8, Cin: 256, Cout: 256, H: 28, W: 28, kernel: 3, padding: 1, groups: 256 } },
+  e: { label: '128→128 g=32 56² k3', config: { N: 8, Cin: 128, Cout: 128, H: 56, W: 56, kernel: 3, padding: 1, groups: 32 } },
+  f: { label: '64→64 56² k3 dil 2', config: { N: 8, Cin: 64, Cout: 64, H: 56, W: 56, kernel: 3, padding: 2, dilation: 2 } },
+  g: { label: '3→64 224² k7 s2 p3', config: { N: 8, Cin: 3, Cout: 64, H: 224, W: 224, kernel: 7, stride: 2, padding: 3 } },
+};
+
+export { randomParams, rng } from '../codegen/tuning/measure.js';
+
+export interface Stat { median: number; min: number; max: number; n: number }
+
+export function stat(samples: number[]): Stat {
+  const s = [...samples].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], n: s.length };
+}
+
+export const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+export const cell = (st: Stat): string => `${fmt(st.median)} (${fmt(st.min)}–${fmt(st.max)})`;
+const gflops = (flops: number, ms: number): string => (flops / ms / 1e6).toFixed(1);
+
+type Fn = () => Promise<unknown>;
+
+/** Runs `tasks` interleaved: `rounds` tinybench runs of `iterations` each, the task order rotating every round. */
+export async function interleaved(tasks: Record<string, Fn>, rounds: number, iterations: number): Promise<Record<string, Stat>> {
+  const names = Object.keys(tasks);
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (const name of names) await tasks[name](); // warm-up: pipelines compile at first dispatch on llvmpipe
+  for (let r = 0; r < rounds; r++) {
+    const bench = new Bench({ time: 0, iterations, warmup: false, retainSamples: true, throws: true });
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + r) % names.length];
+      bench.add(name, tasks[name]);
+    }
+    await bench.run();
+    for (const task of bench.tasks) {
+      const result = task.result as { latency?: { samples?: number[] } };
+      samples[task.name].push(...(result.latency?.samples ?? []));
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, stat(samples[n])]));
+}
+
+const env = (name: string): string | undefined => globalThis.process?.env?.[name];
+
+export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ title: string; markdown: string }> {
+  const quick = opts.quick ?? false;
+  const rounds = Number(env('CONVBN_BENCH_ROUNDS') ?? (quick ? 2 : 4));
+  const iterations = quick ? 1 : 2;
+  const only = (env('CONVBN_BENCH_LAYERS') ?? '').split('').filter((k) => k in LAYERS);
+  const t0 = performance.now();
+  const acquired: AcquiredDevice = await acquireDevice();
+  const pipelines = new PipelineCache(acquired.device);
+  const target = pipelines.target;
+  const out: string[] = [];
+  out.push(`Adapter: ${acquired.description} (${target.profile?.isCpu ? 'a CPU rasteriser: register-blocked kernels' : 'a GPU'}). ` +
+    `Kernels picked by codegen/tuning/select.ts${target.cache ? ' with the tuning cache in CONVBN_TUNING_CACHE' : ' (heuristics; no tuning cache)'}.`);
+
+  // tfjs on its own device of the same adapter; if it cannot run, say why and go on without it.
+  let tfjsProblem: string | undefined;
+  let tfjsVersion = '';
+  let tfjsErrors: string[] = [];
+  try {
+    const peer = await loadTfjsWebGPU();
+    tfjsVersion = peer.version;
+    tfjsErrors = peer.errors;
+  } catch (e) {
+    tfjsProblem = (e as Error).message;
+  }
+
+  // 1. Forward, tune mode.
+  out.push('', '### Forward, tune mode, N = 8', '');
+  out.push(`Float32. Ours: the tune-mode forward kernel (BN folded into the weights as they are loaded, b' in the epilogue). ` +
+    `tfjs-backend-webgpu ${tfjsVersion}: conv2d + add with BN folded beforehand, NHWC, on a device of the same adapter. GPU work only (inputs resident, ` +
+    `no readback), medians of ${rounds} interleaved rounds x ${iterations} runs (min–max). First run (pipeline compile on llvmpipe) excluded.`);
+  out.push('', '| layer | shape | GFLOP | our kernel | ours ms | GFLOP/s | tfjs-webgpu ms | GFLOP/s | ours vs tfjs | rel. diff |',
+    '|---|---|---|---|---|---|---|---|---|---|');
+  const notes: string[] = [];
+  const speedups: number[] = [];
+  for (const [key, def] of Object.entries(LAYERS)) {
+    if (only.length > 0 && !only.includes(key)) continue;
+    const c = normalizeConfig(def.config);
+    const r = rng(key.charCodeAt(0));
+    const p = randomParams(c, r);
+    const x = Float32Array.from({ length: tensorSizes(c).x }, r);
+    const flops = forwardFlops(c);
+    const plan = new DevicePlan(acquired.device, pipelines, c, p, x);
+    const steps = planFor('tune', c, { target }).forward;
+    const kernel = describeChoice(selectKernels(c, target).forward);
+    const tasks: Record<string, Fn> = { ours: () => plan.run(steps) };
+    let tf: Awaited<ReturnType<typeof tfjsWebGPUConv>> | undefined;
+    let diff = '–';
+    if (!tfjsProblem) {
+      // tfjs runs the same function with BN folded beforehand (conv(x, W') + b'), as a tfjs user would deploy it.
+      const folded = foldParams(c, p);
+      tf = await tfjsWebGPUConv(c, x, folded.weight, folded.bias);
+      tasks.tfjs = () => tf!.run();
+    }
+    const st = await interleaved(tasks, rounds, key === 'e' && tf ? 1 : iterations);
+    if (tf) {
+      diff = relativeError(await plan.read('y'), await tf.output()).toExponential(1);
+      if (tf.note !== 'conv2d + add') notes.push(`layer ${key}: tfjs ${tf.note}`);
+      tf.dispose();
+    }
+    const ratio = st.tfjs ? st.tfjs.median / st.ours.median : NaN;
+    if (st.tfjs) speedups.push(ratio);
+    out.push(`| ${key} | ${def.label} | ${(flops / 1e9).toFixed(2)} | ${kernel} | ${cell(st.ours)} | ${gflops(flops, st.ours.median)} | ` +
+      `${st.tfjs ? cell(st.tfjs) : '–'} | ${st.tfjs ? gflops(flops, st.tfjs.median) : '–'} | ` +
+      `${st.tfjs ? `**${ratio.toFixed(2)}x**` : '–'} | ${diff} |`);
+    plan.destroy();
+  }
+  if (tfjsProblem) notes.push(`tfjs-backend-webgpu could not run on this adapter: ${tfjsProblem}`);
+  out.push('', ...notes.map((n) => `- ${n}`));
+  if (speedups.length) {
+    out.push('', `Ours vs tfjs-backend-webgpu: ${speedups.map((s) => s.toFixed(2)).join(', ')}x; ` +
+      `the issue's target is >= 2x on each layer: **${speedups.every((s) => s >= 2) ? 'met' : 'not met'}** in this run.`);
+  }
+
+  // 2. Training step, layer a, every mode.
+  out.push('', '### Training step, layer a (N = 8), every mode', '');
+  {
+    const c = normalizeConfig(LAYERS.a.config);
+    const r = rng(97);
+    const p = randomParams(c, r);
+    const x = Float32Array.from({ length: tensorSizes(c).x }, r);
+    const plan = new DevicePlan(acquired.device, pipelines, c, p, x);
+    const modes = ['train', 'train+recompute', 'eval', 'tune', 'deploy'];
+    const tasks: Record<string, Fn> = {};
+    for (const mode of modes) {
+      const sp = stepPlan(mode, c, target);
+      const steps = [...sp.forward, ...sp.backward];
+      tasks[mode] = () => plan.run(steps);
+    }
+    const forwardSteps = planFor('tune', c, { target }).forward;
+    tasks['tune forward only'] = () => plan.run(forwardSteps);
+    let tfNote = '';
+    let tfStepProblem: string | undefined;
+    if (!tfjsProblem) {
+      try {
+        const o = outputShape(c);
+        const step = await tfjsWebGPUTrainStep(c, x, p, Float32Array.from({ length: tensorSizes(c).y }, r), o.H, o.W);
+        await step.run();
+        tasks['tfjs-webgpu'] = () => step.run();
+        tfNote = step.note;
+      } catch (e) {
+        tfStepProblem = (e as Error).message;
+      }
+    }
+    const st = await interleaved(tasks, Math.max(2, Math.ceil(rounds / 2)), 1);
+    const fwd = st['tune forward only'];
+    out.push(`GPU work of forward + backward (every gradient: x, W, bias, gamma, beta; running stats in train), one submission, ` +
+      `medians of ${st.tune.n} interleaved runs (min–max). Kernels: ${PASSES.map((pass) => `${pass} ${describeChoice(selectKernels(c, target)[pass])}`).join(', ')}.`);
+    out.push('', '| mode | step ms | vs our tune forward | vs tfjs step |', '|---|---|---|---|');
+    for (const mode of [...modes, 'tune forward only']) {
+      out.push(`| ${mode} | ${cell(st[mode])} | ${(st[mode].median / fwd.median).toFixed(2)}x | ` +
+        `${st['tfjs-webgpu'] ? `${(st['tfjs-webgpu'].median / st[mode].median).toFixed(1)}x faster` : '–'} |`);
+    }
+    if (st['tfjs-webgpu']) {
+      out.push(`| tfjs-webgpu: ${tfNote} | ${cell(st['tfjs-webgpu'])} | ${(st['tfjs-webgpu'].median / fwd.median).toFixed(1)}x | 1x |`);
+      const vsTf = st['tfjs-webgpu'].median / st.tune.median;
+      const vsFwd = st.tune.median / fwd.median;
+      out.push('', `Targets (issue 4): tune step >= 10x faster than tfjs's: ${vsTf.toFixed(1)}x, **${vsTf >= 10 ? 'met' : 'not met'}**; ` +
+        `tune step <= 3x our forward: ${vsFwd.toFixed(2)}x, **${vsFwd <= 3 ? 'met' : 'not met'}**.`);
+    }
+    if (tfStepProblem) out.push('', `tfjs-backend-webgpu's training step could not run: ${tfStepProblem}`);
+
+    // Where an eval and a tune step spend their time: each kernel of the plans alone.
+    const kernelTasks: Record<string, Fn> = {};
+    const rows: [string, string][] = [];
+    for (const mode of ['eval', 'tune']) {
+      const sp = stepPlan(mode, c, target);
+      for (const s of [...sp.forward, ...sp.backward]) {
+        const name = `${mode}: ${s.variant.kind}${Object.entries(s.variant.flags).filter(([, v]) => v).map(([f]) => ` ${f}`).join('')}`;
+        kernelTasks[name] = () => plan.run([s]);
+        rows.push([mode, name]);
+      }
+    }
+    const ks = await interleaved(kernelTasks, 2, 1);
+    const sum = (mode: string) => rows.filter(([m]) => m === mode).reduce((t, [, n]) => t + ks[n].median, 0);
+    const bnShare = rows.filter(([m, n]) => m === 'eval' && /bn_/.test(n)).reduce((t, [, n]) => t + ks[n].median, 0) / sum('eval');
+    out.push('', 'Each kernel of the eval and tune steps on its own (median ms of 2 interleaved runs):', '',
+      '| kernel | ms | share of its step |', '|---|---|---|',
+      ...rows.map(([mode, n]) => `| ${n} | ${fmt(ks[n].median)} | ${((100 * ks[n].median) / sum(mode)).toFixed(0)}% |`),
+      '', `Sum: eval ${fmt(sum('eval'))} ms, tune ${fmt(sum('tune'))} ms (tune/eval ${(sum('tune') / sum('eval')).toFixed(2)}). ` +
+      `The BatchNorm kernels tune mode does without are ${(100 * bnShare).toFixed(0)}% of eval's step here.`);
+    plan.destroy();
+  }
+
+  // 3. ResNet-18.
+  out.push('', '### ResNet-18 ConvBN layers, one training step per mode', '');
+  out.push(await resnet18Section({ quick, device: acquired.device, pipelines, rounds: quick ? 1 : 2 }));
+
+  if (tfjsErrors.length > 0) out.push('', `WebGPU errors on tfjs's device: ${[...new Set(tfjsErrors)].join('; ')}`);
+  out.push('', `Section time: ${((performance.now() - t0) / 1000).toFixed(0)} s.`);
+  acquired.device.destroy();
+  return { title: 'WebGPU backend (WGSL) vs tfjs-backend-webgpu', markdown: out.join('\n') };
+}
+
+const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
+if (isMain) {
+  const { markdown, title } = await runWebGPUBench({ quick: process.argv.includes('--quick') });
+  console.log(`## ${title}\n\n${markdown}`);
+}
