@@ -118,8 +118,9 @@ describe('refusals name the field and the allowed range', () => {
   cases.push(['groups not dividing Cin', { groups: 3, Cin: 4, Cout: 6 }, 'groups', /divide Cin = 4/]);
   cases.push(['groups not dividing Cout', { groups: 2, Cin: 4, Cout: 5 }, 'groups', /divide Cout = 5/]);
   cases.push(['groups = 0', { groups: 0 }, 'groups', positiveRange]);
-  for (const bad of [0, -1e-5, Number.NaN, Number.POSITIVE_INFINITY, '1e-5']) {
-    cases.push([`eps = ${String(bad)}`, { eps: bad }, 'eps', /finite number > 0/]);
+  // Kernels add eps in float32: it must be a normal float32 > 0 (subnormals and 1e-50 would vanish).
+  for (const bad of [0, -1e-5, Number.NaN, Number.POSITIVE_INFINITY, '1e-5', Number.MIN_VALUE, 1e-40, 1e39]) {
+    cases.push([`eps = ${String(bad)}`, { eps: bad }, 'eps', /normal float32 > 0/]);
   }
   for (const bad of [-0.1, 1.1, Number.NaN, Number.POSITIVE_INFINITY, '0.1']) {
     cases.push([`momentum = ${String(bad)}`, { momentum: bad }, 'momentum', /\[0, 1\]/]);
@@ -147,7 +148,7 @@ describe('refusals name the field and the allowed range', () => {
   test('boundaries that are allowed', () => {
     expect(normalizeConfig({ ...base, momentum: 0 }).momentum).toBe(0);
     expect(normalizeConfig({ ...base, momentum: 1 }).momentum).toBe(1);
-    expect(normalizeConfig({ ...base, eps: Number.MIN_VALUE }).eps).toBe(Number.MIN_VALUE);
+    expect(normalizeConfig({ ...base, eps: 2 ** -126 }).eps).toBe(2 ** -126); // smallest normal float32
     expect(outputShape(normalizeConfig({ ...base, H: 3, W: 3 }))).toMatchObject({ H: 1, W: 1 });
     // Depthwise with a multiplier: groups = Cin, Cout = 3 * Cin.
     expect(normalizeConfig({ ...base, Cin: 4, Cout: 12, groups: 4 }).groups).toBe(4);
