@@ -119,6 +119,71 @@ describe('wasm backend: threads', () => {
   }, 130_000);
 });
 
+describe('wasm backend: job hand-over between threads', () => {
+  // Regression: a worker woken late for a job that the other threads had already finished read the next
+  // job's kernel, parameters and task count, then claimed from the finished job's task counter. It ran a
+  // task of the next job that another thread ran too, and counted it in that job's DONE, so the caller
+  // could go on before the job was done (or, with fields of two jobs mixed, ran a task out of range). It
+  // showed mostly in the nhwc wgrad (its partial sum adds in place, so a task run twice adds twice), on
+  // configs like this one whose tiny jobs (2 wgrad tasks, then 40 sum tasks) follow each other within
+  // microseconds: with plain timing about 1 run in 10^3 to 10^4, depending on load, as it needs the caller
+  // descheduled between writing a job and opening it. `jitter` makes every thread spin for random lengths
+  // between its steps of handing out, taking and finishing tasks: with it the old hand-over gave wrong bits
+  // within a few hundred runs of this test (20 of 20 tries), so it fails with near certainty; the plain
+  // runs keep the production timing covered too.
+  const c = normalizeConfig({
+    N: 2, Cin: 5, Cout: 15, H: 1, W: 5, kernel: 2, stride: 3, padding: [0, 1, 0, 0], groups: 5, bias: false,
+    eps: 0.1, momentum: 0.1,
+  });
+  const kernels: Partial<KernelChoice> = { wgrad: 'nhwc' };
+  const d = data(300, c);
+  const ref: Record<string, Record<string, Float32Array>> = {};
+
+  beforeAll(async () => {
+    for (const mode of MODES) ref[mode] = await runCase(one, c, d, mode, { kernels });
+  });
+
+  const RUNS: [threads: number, jitter: number, reps: number][] = [[2, 1024, 500], [4, 1024, 500], [2, 0, 500], [4, 0, 500]];
+  for (const [threads, jitter, reps] of RUNS) {
+    it(`depthwise nhwc wgrad, ${reps} x 4 modes on ${threads} threads${jitter ? ' with jitter' : ''}: the 1-thread bits every time`,
+      async () => {
+        const engine = await createWasmEngine({ threads, jitter });
+        const bad: string[] = [];
+        try {
+          for (let rep = 0; rep < reps; rep++) {
+            for (const mode of MODES) {
+              const got = await runCase(engine, c, d, mode, { kernels });
+              for (const k of Object.keys(ref[mode])) if (!sameBits(got[k], ref[mode][k])) bad.push(`run ${rep}, ${mode} ${k}`);
+            }
+          }
+        } finally {
+          engine.destroy();
+        }
+        expect(bad).toEqual([]);
+      }, 60_000);
+  }
+
+  it('every path and config gives the 1-thread bits on 3 jittered threads', async () => {
+    const jittered = await createWasmEngine({ threads: 3, jitter: 256 });
+    try {
+      for (const [i, cfg] of CONFIGS.entries()) {
+        const dd = data(400 + i, cfg);
+        for (const paths of PATHS) {
+          for (const mode of MODES) {
+            const a = await runCase(one, cfg, dd, mode, { kernels: paths });
+            const b = await runCase(jittered, cfg, dd, mode, { kernels: paths });
+            for (const k of Object.keys(a)) {
+              expect(sameBits(a[k], b[k]), `${JSON.stringify(paths)} ${mode} ${k} config ${i}`).toBe(true);
+            }
+          }
+        }
+      }
+    } finally {
+      jittered.destroy();
+    }
+  }, 60_000);
+});
+
 describe('wasm backend: memory accounting', () => {
   const c = normalizeConfig({ N: 2, Cin: 4, Cout: 6, H: 9, W: 9, kernel: 3, padding: 1 });
   const s = tensorSizes(c);
@@ -224,6 +289,7 @@ describe('wasm backend: input checks', () => {
     expect((await layer.forward(new Float32Array(9), 'eval')).length).toBe(1);
     layer.destroy();
     await expect(createWasmEngine({ threads: 0 })).rejects.toThrow(/threads/);
+    await expect(createWasmEngine({ threads: 2, jitter: -1 })).rejects.toThrow(/jitter/);
     expect(() => two.createLayer(c, d, { kernels: { forward: 'gemm' } })).toThrow(/1x1/);
   });
 

@@ -21,6 +21,11 @@ export { selectKernels, type KernelChoice, type ConvPath, type WgradPath } from 
 export interface WasmEngineOptions extends EngineOptions {
   /** Force kernel paths for every layer of this engine (tests); default: selectKernels. */
   kernels?: Partial<KernelChoice>;
+  /**
+   * Tests only: worker threads spin for random 0..jitter-1 rounds at each step
+   * of taking and finishing tasks, to shake out ordering bugs. Default 0 (none).
+   */
+  jitter?: number;
 }
 
 export interface WasmLayerOptions extends LayerOptions {
@@ -55,9 +60,13 @@ export async function createWasmEngine(options: WasmEngineOptions = {}): Promise
   if (options.kernels !== undefined && (options.kernels === null || typeof options.kernels !== 'object')) {
     throw new ConvBNInputError('kernels', options.kernels, 'must be an object { forward?, dgrad?, wgrad? }');
   }
+  const jitter = options.jitter ?? 0;
+  if (typeof jitter !== 'number' || !Number.isInteger(jitter) || jitter < 0 || jitter > 1 << 20) {
+    throw new ConvBNInputError('jitter', jitter, 'must be an integer in [0, 2^20]');
+  }
   const module = await loadModule(shared);
   const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared });
-  const pool = await ThreadPool.create(module, memory, threads);
+  const pool = await ThreadPool.create(module, memory, threads, jitter);
   const heap = new WasmHeap(memory, 1024, MAX_PAGES);
   return new WasmEngine(heap, pool, options.kernels ?? {});
 }

@@ -4,18 +4,21 @@
  * One shared WebAssembly.Memory is imported by an instance on the calling
  * thread and one in each worker (Node worker_threads, or Web Workers when the
  * page is crossOriginIsolated). A job is (kernel, params pointer, task count);
- * every thread, the caller included, takes task numbers from one atomic
- * counter until none are left. Which thread runs a task never changes what
- * the task computes, so results do not depend on the thread count.
+ * every thread, the caller included, claims tasks from one atomic counter of
+ * unclaimed tasks until none are left. Which thread runs a task never changes
+ * what the task computes, so results do not depend on the thread count.
  */
 import { KERNELS } from './layout.js';
 import { importNode } from '../nodeImport.js';
 
-/** Control block slots (Int32Array over a SharedArrayBuffer). */
-const GEN = 0, FN = 1, PARAMS = 2, TASKS = 3, NEXT = 4, DONE = 5, QUIT = 6, FAILED = 7;
+/**
+ * Control block slots (Int32Array over a SharedArrayBuffer). GEN: job
+ * counter, bumped to wake the workers. FN, PARAMS, TASKS: the job. LEFT:
+ * tasks not yet claimed (task TASKS - LEFT is next; 0 or less: none). DONE:
+ * tasks finished.
+ */
+const GEN = 0, FN = 1, PARAMS = 2, TASKS = 3, LEFT = 4, DONE = 5, QUIT = 6, FAILED = 7;
 const CTL_SLOTS = 16;
-/** NEXT = generation << TAG_SHIFT | task index; jobs have fewer than 2^20 tasks (more run on the caller alone). */
-const TAG_SHIFT = 20, TASK_MASK = (1 << TAG_SHIFT) - 1, GEN_MASK = 0x7ff;
 
 export const MAX_PAGES = 65536;
 
@@ -94,32 +97,52 @@ interface WorkerLike {
 
 /**
  * Worker body, shared by Node (eval'd CommonJS) and browsers (classic script
- * from a Blob). NEXT holds (generation << 20 | next task): a worker claims a
- * task with compare-exchange only while the generation is the one whose job
- * fields it read, so a worker that wakes late never takes (or loses) a task
- * of a newer job. The caller waits for DONE (tasks finished), not for every
+ * from a Blob). A worker claims a task by compare-exchanging LEFT from r > 0
+ * to r - 1, and only then reads the job (FN, PARAMS, TASKS) and runs task
+ * TASKS - r: a claimed task pins its job, because the caller rewrites the
+ * job only after DONE has counted every task of it, and LEFT is opened (set
+ * to the task count) only after the job is written. So a worker that wakes
+ * late, or is descheduled anywhere in this loop for any number of jobs, runs
+ * exactly a task of the job it claimed from, with that job's fields, and
+ * counts it in that job's DONE. (Reading the job before claiming, as this
+ * loop once did, let a late worker pair the finished job's counter with the
+ * next job's fields, run a task of the next job twice and count it in the
+ * wrong job.) The caller waits for DONE (tasks finished), not for every
  * worker to check in: an idle worker that the OS has not scheduled yet never
- * delays a job.
+ * delays a job. `jitter` (tests only; 0 otherwise) makes the worker spin for
+ * a random 0..jitter-1 rounds at each step of the loop, so that tests meet
+ * the interleavings a loaded machine produces only rarely.
  */
 const WORKER_LOOP = `
-function convbnWorkerLoop(module, memory, ctlBuffer, names, tid, ready) {
+function convbnWorkerLoop(module, memory, ctlBuffer, names, tid, jitter, ready) {
   const ctl = new Int32Array(ctlBuffer);
   const instance = new WebAssembly.Instance(module, { env: { memory, abort() { throw new Error('wasm abort'); } } });
   const fns = names.map((n) => instance.exports[n]);
+  let seed = (tid * 0x9e3779b9) | 1;
+  const pause = jitter > 0 ? () => {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    for (let i = (seed >>> 0) % jitter; i > 0; i--) Atomics.load(ctl, ${GEN});
+  } : null;
   let seen = Atomics.load(ctl, ${GEN});
   ready();
   for (;;) {
     Atomics.wait(ctl, ${GEN}, seen);
+    if (pause) pause();
     const g = Atomics.load(ctl, ${GEN});
     if (g === seen) continue;
     seen = g;
     if (Atomics.load(ctl, ${QUIT}) !== 0) return;
-    const fn = fns[ctl[${FN}]], p = ctl[${PARAMS}], n = ctl[${TASKS}];
     for (;;) {
-      const v = Atomics.load(ctl, ${NEXT});
-      if ((v >>> ${TAG_SHIFT}) !== g || (v & ${TASK_MASK}) >= n) break;
-      if (Atomics.compareExchange(ctl, ${NEXT}, v, v + 1) !== v) continue;
-      try { fn(p, v & ${TASK_MASK}, tid); } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
+      if (pause) pause();
+      const r = Atomics.load(ctl, ${LEFT});
+      if (r <= 0) break;
+      if (pause) pause();
+      if (Atomics.compareExchange(ctl, ${LEFT}, r, r - 1) !== r) continue;
+      // Claimed: the job cannot change until this task is counted in DONE.
+      if (pause) pause();
+      const fn = fns[Atomics.load(ctl, ${FN})], p = Atomics.load(ctl, ${PARAMS}), n = Atomics.load(ctl, ${TASKS});
+      try { fn(p, n - r, tid); } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
+      if (pause) pause();
       if (Atomics.add(ctl, ${DONE}, 1) + 1 === n) Atomics.notify(ctl, ${DONE});
     }
   }
@@ -128,13 +151,14 @@ function convbnWorkerLoop(module, memory, ctlBuffer, names, tid, ready) {
 
 const NODE_WORKER = `${WORKER_LOOP}
 const { parentPort, workerData } = typeof require === 'function' ? require('node:worker_threads') : process.getBuiltinModule('node:worker_threads');
-convbnWorkerLoop(workerData.module, workerData.memory, workerData.ctl, workerData.names, workerData.tid, () => parentPort.postMessage('ready'));
+convbnWorkerLoop(workerData.module, workerData.memory, workerData.ctl, workerData.names, workerData.tid, workerData.jitter,
+  () => parentPort.postMessage('ready'));
 `;
 
 const BROWSER_WORKER = `${WORKER_LOOP}
 self.onmessage = (e) => {
   const d = e.data;
-  convbnWorkerLoop(d.module, d.memory, d.ctl, d.names, d.tid, () => self.postMessage('ready'));
+  convbnWorkerLoop(d.module, d.memory, d.ctl, d.names, d.tid, d.jitter, () => self.postMessage('ready'));
 };
 `;
 
@@ -143,17 +167,30 @@ export class ThreadPool {
   private readonly fns: KernelFn[];
   private readonly ctl: Int32Array;
   private readonly workers: WorkerLike[];
+  /** Tests only (see create): a random spin between the caller's steps, or null. */
+  private readonly pause: (() => void) | null;
   private destroyed = false;
 
-  private constructor(fns: KernelFn[], ctl: Int32Array, workers: WorkerLike[]) {
+  private constructor(fns: KernelFn[], ctl: Int32Array, workers: WorkerLike[], jitter: number) {
     this.fns = fns;
     this.ctl = ctl;
     this.workers = workers;
     this.threads = workers.length + 1;
+    let seed = 0x2545f491;
+    this.pause = jitter > 0 ? () => {
+      seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+      for (let i = (seed >>> 0) % jitter; i > 0; i--) Atomics.load(ctl, GEN);
+    } : null;
   }
 
-  /** Instantiates the kernels here and in threads - 1 workers, all on `memory`. */
-  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number): Promise<ThreadPool> {
+  /**
+   * Instantiates the kernels here and in threads - 1 workers, all on `memory`.
+   * `jitter` (tests only): random spins of up to that many rounds between the
+   * steps of the workers' loop (see WORKER_LOOP) and of `run`, so that a test
+   * meets the interleavings that a loaded machine produces only rarely (a
+   * thread descheduled between two of its steps); 0, the default, adds none.
+   */
+  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number, jitter = 0): Promise<ThreadPool> {
     const instance = await WebAssembly.instantiate(module, {
       env: { memory, abort() { throw new Error('wasm abort'); } },
     });
@@ -161,12 +198,12 @@ export class ThreadPool {
     const ctl = new Int32Array(new SharedArrayBuffer(CTL_SLOTS * 4));
     const workers: WorkerLike[] = [];
     try {
-      for (let i = 1; i < threads; i++) workers.push(await startWorker(module, memory, ctl.buffer as SharedArrayBuffer, i));
+      for (let i = 1; i < threads; i++) workers.push(await startWorker(module, memory, ctl.buffer as SharedArrayBuffer, i, jitter));
     } catch (error) {
       for (const w of workers) void w.terminate();
       throw error;
     }
-    return new ThreadPool(fns, ctl, workers);
+    return new ThreadPool(fns, ctl, workers, jitter);
   }
 
   /**
@@ -177,26 +214,35 @@ export class ThreadPool {
   run(kernel: number, params: number, tasks: number, serial = false): void | Promise<void> {
     if (this.destroyed) throw new Error('convbn wasm: the engine was destroyed');
     const fn = this.fns[kernel];
-    if (this.workers.length === 0 || tasks <= 1 || serial || tasks > TASK_MASK) {
+    if (this.workers.length === 0 || tasks <= 1 || serial) {
       for (let t = 0; t < tasks; t++) fn(params, t, 0);
       return;
     }
     const ctl = this.ctl;
-    const gen = (Atomics.load(ctl, GEN) + 1) & GEN_MASK;
-    ctl[FN] = kernel;
-    ctl[PARAMS] = params;
-    ctl[TASKS] = tasks;
+    const pause = this.pause;
+    // The previous job's tasks are all claimed (LEFT <= 0) and counted done, so no worker reads the
+    // job fields until LEFT opens the new job: write the job first, then open it, then wake the workers.
+    Atomics.store(ctl, FN, kernel);
+    if (pause) pause();
+    Atomics.store(ctl, PARAMS, params);
+    if (pause) pause();
+    Atomics.store(ctl, TASKS, tasks);
+    if (pause) pause();
     Atomics.store(ctl, DONE, 0);
     Atomics.store(ctl, FAILED, 0);
-    Atomics.store(ctl, NEXT, gen << TAG_SHIFT);
-    Atomics.store(ctl, GEN, gen);
+    if (pause) pause();
+    Atomics.store(ctl, LEFT, tasks);
+    if (pause) pause();
+    Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     let error: unknown;
     for (;;) {
-      const t = Atomics.add(ctl, NEXT, 1) & TASK_MASK;
-      if (t >= tasks) break;
+      // Once LEFT reaches 0 only this thread takes it below (workers never claim at r <= 0).
+      const r = Atomics.sub(ctl, LEFT, 1);
+      if (r <= 0) break;
+      if (pause) pause();
       try {
-        fn(params, t, 0);
+        fn(params, tasks - r, 0);
       } catch (e) {
         error ??= e;
       }
@@ -247,11 +293,13 @@ export class ThreadPool {
   }
 }
 
-async function startWorker(module: WebAssembly.Module, memory: WebAssembly.Memory, ctl: SharedArrayBuffer, tid: number): Promise<WorkerLike> {
+async function startWorker(
+  module: WebAssembly.Module, memory: WebAssembly.Memory, ctl: SharedArrayBuffer, tid: number, jitter: number,
+): Promise<WorkerLike> {
   const names = [...KERNELS];
   if (isNode) {
     const { Worker } = await importNode<typeof import('node:worker_threads')>('node:worker_threads');
-    const worker = new Worker(NODE_WORKER, { eval: true, execArgv: [], workerData: { module, memory, ctl, names, tid } });
+    const worker = new Worker(NODE_WORKER, { eval: true, execArgv: [], workerData: { module, memory, ctl, names, tid, jitter } });
     await new Promise<void>((resolve, reject) => {
       worker.once('message', () => resolve());
       worker.once('error', reject);
@@ -269,7 +317,7 @@ async function startWorker(module: WebAssembly.Module, memory: WebAssembly.Memor
   await new Promise<void>((resolve, reject) => {
     worker.onmessage = () => resolve();
     worker.onerror = (e) => reject(new Error(`convbn wasm: worker failed: ${e.message}`));
-    worker.postMessage({ module, memory, ctl, names, tid });
+    worker.postMessage({ module, memory, ctl, names, tid, jitter });
   });
   URL.revokeObjectURL(url);
   return worker;
