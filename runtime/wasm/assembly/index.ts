@@ -901,45 +901,9 @@ export function wgrad1(p: usize, task: i32, tid: i32): void {
 }
 
 // ---------------------------------------------------------------------------
-// Per-channel BatchNorm kernels: one task per channel, sums in f64 over f32x4
-// blocks of at most 256 elements.
+// Per-channel BatchNorm kernels: one task per channel, every sum in f64 (a
+// per-channel sum can cancel to a small rest that float32 blocks would lose).
 // ---------------------------------------------------------------------------
-@inline function flush(v: v128): f64 {
-  return (<f64>f32x4.extract_lane(v, 0) + <f64>f32x4.extract_lane(v, 1)) +
-    (<f64>f32x4.extract_lane(v, 2) + <f64>f32x4.extract_lane(v, 3));
-}
-
-function sumF64(a: usize, n: i32): f64 {
-  let total: f64 = 0;
-  let i = 0;
-  const n4 = n & ~3;
-  while (i < n4) {
-    const end = imin(n4, i + 256);
-    let acc = f32x4.splat(0);
-    for (; i < end; i += 4) acc = f32x4.add(acc, v128.load(at(a, i)));
-    total += flush(acc);
-  }
-  for (; i < n; i++) total += <f64>load<f32>(at(a, i));
-  return total;
-}
-
-/** sum (a - ma) * (b - mb) */
-function dotDevF64(a: usize, ma: f32, b: usize, mb: f32, n: i32): f64 {
-  let total: f64 = 0;
-  let i = 0;
-  const n4 = n & ~3;
-  const vma = f32x4.splat(ma), vmb = f32x4.splat(mb);
-  while (i < n4) {
-    const end = imin(n4, i + 256);
-    let acc = f32x4.splat(0);
-    for (; i < end; i += 4) {
-      acc = f32x4.add(acc, f32x4.mul(f32x4.sub(v128.load(at(a, i)), vma), f32x4.sub(v128.load(at(b, i)), vmb)));
-    }
-    total += flush(acc);
-  }
-  for (; i < n; i++) total += <f64>((load<f32>(at(a, i)) - ma) * (load<f32>(at(b, i)) - mb));
-  return total;
-}
 
 /** dst = (src - m) * s + b */
 function affine(src: usize, dst: usize, n: i32, m: f32, s: f32, b: f32): void {
@@ -1065,18 +1029,15 @@ export function bn_eval_bwd(p: usize, c: i32, tid: i32): void {
   let sdy: f64 = 0, sdyz: f64 = 0;
   for (let n = 0; n < N; n++) {
     const off = (n * C + c) * HW;
-    sdy += sumF64(at(dy, off), HW);
-    sdyz += dotDevF64(at(dy, off), 0, at(z, off), rm, HW);
+    sdy += sum64(at(dy, off), HW);
+    sdyz += dev64(at(dy, off), 0, at(z, off), <f64>rm, HW);
     affine(at(dy, off), at(dz, off), HW, 0, s, 0);
   }
   store<f32>(at(pu(p, BN_GBETA), c), <f32>sdy);
   store<f32>(at(pu(p, BN_GGAMMA), c), <f32>(sdyz * invstd));
+  // gbias = sum dz = gamma invstd sum dy, from the f64 sum (summing the rounded dz would lose a small sum).
   const gb = pu(p, BN_GBIAS);
-  if (gb != 0) {
-    let sdz: f64 = 0;
-    for (let n = 0; n < N; n++) sdz += sumF64(at(dz, (n * C + c) * HW), HW);
-    store<f32>(at(gb, c), <f32>sdz);
-  }
+  if (gb != 0) store<f32>(at(gb, c), <f32>(gamma * invstd * sdy));
 }
 
 /** task = channel: out[c] = sum over n, pixels of src. Uses BN_N, BN_C, BN_HW, BN_DY (src), BN_GBETA (out). */
@@ -1084,6 +1045,6 @@ export function chan_sum(p: usize, c: i32, tid: i32): void {
   const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
   const src = pu(p, BN_DY);
   let s: f64 = 0;
-  for (let n = 0; n < N; n++) s += sumF64(at(src, (n * C + c) * HW), HW);
+  for (let n = 0; n < N; n++) s += sum64(at(src, (n * C + c) * HW), HW);
   store<f32>(at(pu(p, BN_GBETA), c), <f32>s);
 }
