@@ -116,9 +116,17 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
       tried.push(attempt.name);
       continue;
     }
-    const gpu = mod.create(attempt.flags);
-    liveInstances.add(gpu);
-    const adapter = await gpu.requestAdapter(attempt.featureLevel ? { featureLevel: attempt.featureLevel } as GPURequestAdapterOptions : undefined);
+    let adapter: GPUAdapter | null;
+    try {
+      const gpu = mod.create(attempt.flags);
+      liveInstances.add(gpu);
+      adapter = await gpu.requestAdapter(attempt.featureLevel ? { featureLevel: attempt.featureLevel } as GPURequestAdapterOptions : undefined);
+    } catch (e) {
+      // e.g. a backend name this Dawn build does not know (CONVBN_DAWN_BACKEND): no adapter from it.
+      noAdapterFrom.add(attempt.name);
+      tried.push(`${attempt.name} (${(e as Error).message.split('\n')[0]})`);
+      continue;
+    }
     if (!adapter) {
       noAdapterFrom.add(attempt.name);
       tried.push(attempt.name);
