@@ -10,7 +10,8 @@ import type { BackendName, ConvBNLayer, ConvBNParamsInput, Engine, EngineOptions
 import { BufferPool, type BufferCounters } from './buffers.js';
 import { acquireDevice, type AcquiredDevice } from './device.js';
 import { WebGPULayer, type WebGPUContext } from './layer.js';
-import { bufferLimits, checkDeviceLimits, type BufferLimitOverrides, type BufferLimits } from './limits.js';
+import { ChannelSplitLayer, allModeRoles, channelChunks } from './channel-split.js';
+import { bufferLimits, checkDeviceLimits, oversizedRole, type BufferLimitOverrides, type BufferLimits } from './limits.js';
 import { DeviceLostError, isAbort } from './lost.js';
 import { PipelineCache, type KernelOptions } from './pipelines.js';
 import { withBatch } from './split.js';
@@ -62,7 +63,7 @@ function validatedConfig(config: ConvBNConfigInput | ConvBNConfig): ConvBNConfig
 export class WebGPUEngine implements Engine {
   private state: DeviceState;
   private ownsDevice: boolean;
-  private readonly layers = new Set<WebGPULayer>();
+  private readonly layers = new Set<WebGPULayer | ChannelSplitLayer>();
   /** Set while the device is lost and not yet replaced. */
   private lost: string | undefined;
   private recovering: Promise<void> | undefined;
@@ -192,7 +193,28 @@ export class WebGPUEngine implements Engine {
   createLayer(config: ConvBNConfigInput | ConvBNConfig, params?: ConvBNParamsInput, options: LayerOptions = {}): ConvBNLayer {
     this.context.assertNotDestroyed();
     const c = validatedConfig(config);
-    checkDeviceLimits(c, withBatch(c, 1), this.state.device.limits, this.state.limits);
+    try {
+      checkDeviceLimits(c, withBatch(c, 1), this.state.device.limits, this.state.limits);
+    } catch (error) {
+      // One image over the limit: split along output channels (or groups) when a split fits, else refuse.
+      if (!(error instanceof ConvBNInputError) || !error.field.endsWith('bytes of one image')) throw error;
+      const chunks = channelChunks(c, this.state.limits, this.state.pipelines.target);
+      if (!chunks) throw error;
+      const split = new ChannelSplitLayer(this.context, c, chunks, params, options);
+      this.layers.add(split);
+      return split;
+    }
+    // One image's scratch over the limit in some mode: a channel split that fits every mode beats refusing that mode.
+    const one = withBatch(c, 1);
+    const { target } = this.state.pipelines;
+    if (oversizedRole(one, this.state.limits, allModeRoles(one, target))) {
+      const chunks = channelChunks(c, this.state.limits, target, true);
+      if (chunks) {
+        const split = new ChannelSplitLayer(this.context, c, chunks, params, options);
+        this.layers.add(split);
+        return split;
+      }
+    }
     const layer = new WebGPULayer(this.context, c, params, options);
     this.layers.add(layer);
     return layer;

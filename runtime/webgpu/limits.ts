@@ -69,7 +69,7 @@ export function checkImageFits(perImage: ConvBNConfig, limits: BufferLimits, rol
   if (!image) return;
   const { bytes: max, limit } = largestBinding(limits);
   throw new ConvBNInputError(`${image.role} bytes of one image`, image.bytes,
-    `must be <= the device's ${limit} = ${max} (the runtime splits along the batch only; use a smaller image or fewer channels)`);
+    `must be <= the device's ${limit} = ${max} (the runtime splits along the batch, and along output channels or groups when a split fits, but x of one image must fit when groups == 1; use a smaller image or fewer channels)`);
 }
 
 /**

@@ -13,6 +13,8 @@ import { TOLERANCE } from '../../runtime/check/compare.js';
 import { createWebGPUEngine, type WebGPUEngine } from '../../runtime/webgpu/engine.js';
 import type { BufferLimits } from '../../runtime/webgpu/limits.js';
 import type { WebGPULayer } from '../../runtime/webgpu/layer.js';
+import { ChannelSplitLayer } from '../../runtime/webgpu/channel-split.js';
+import { PERSISTENT_ROLES, STEP_ROLES, roleElements } from '../../codegen/plans.js';
 import { caseInputs, configArb, judge, limitFor, produce, reference } from './harness.js';
 import { hasScalarWeights } from '../../codegen/plans.js';
 
@@ -133,13 +135,13 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
     layer.destroy();
   });
 
-  test('one image over the limit, or parameters over it: refused at createLayer, naming the limit', async () => {
-    const config = normalizeConfig({ N: 4, Cin: 3, Cout: 8, H: 8, W: 8, kernel: 3, padding: 1 });
+  test('x of one image over the limit (groups 1: no channel split helps), or parameters over it: refused at createLayer, naming the limit', async () => {
+    const config = normalizeConfig({ N: 4, Cin: 5, Cout: 2, H: 8, W: 8, kernel: 3, padding: 1 });
     const engine = await splitEngine({ maxStorageBufferBindingSize: 1024, maxBufferSize: 4096 });
     const before = engine.counters();
     const e1 = (() => { try { engine.createLayer(config); } catch (e) { return e; } })() as ConvBNInputError;
     expect(e1).toBeInstanceOf(ConvBNInputError);
-    expect(e1.field).toBe('y bytes of one image');
+    expect(e1.field).toBe('x bytes of one image');
     expect(e1.message).toContain('maxStorageBufferBindingSize = 1024');
     const tiny = await splitEngine({ maxStorageBufferBindingSize: 4096, maxBufferSize: 256 });
     const big = normalizeConfig({ N: 1, Cin: 4, Cout: 4, H: 2, W: 2, kernel: 3, padding: 1 });
@@ -149,4 +151,54 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
     expect(engine.counters()).toEqual(before);
     await expect(createWebGPUEngine({ limits: { maxBufferSize: 10 } })).rejects.toMatchObject({ field: 'limits.maxBufferSize' });
   });
+
+  // One image over the limit: split along output channels (groups 1) or whole groups.
+  async function checkChannelSplit(input: ConvBNConfigInput, parts: number, seed: number, modes: readonly Mode[]): Promise<void> {
+    const config = normalizeConfig(input);
+    const one = normalizeConfig({ ...toInput(config), N: 1 });
+    const fixed = Math.max(...PERSISTENT_ROLES.map((r) => roleElements(r, config) * 4));
+    // Large enough for one image of a chunk of 1/parts of the channels (every step buffer, its x and scratch included).
+    const units = config.groups === 1 ? config.Cout / parts : config.groups / parts;
+    const chunkOne = normalizeConfig(config.groups === 1 ? { ...toInput(one), Cout: units }
+      : { ...toInput(one), Cin: units * (config.Cin / config.groups), Cout: units * (config.Cout / config.groups), groups: units });
+    const perChunk = Math.max(...STEP_ROLES.map((r) => roleElements(r, chunkOne) * 4));
+    const bytes = Math.max(16, fixed, perChunk);
+    const engine = await splitEngine({ maxStorageBufferBindingSize: bytes, maxBufferSize: bytes });
+    const probe = engine.createLayer(config);
+    expect(probe, 'one image must be over the limit').toBeInstanceOf(ChannelSplitLayer);
+    const sizes = (probe as ChannelSplitLayer).channelChunkSizes();
+    expect(sizes.length).toBeGreaterThanOrEqual(2);
+    expect(sizes.length).toBeLessThanOrEqual(4);
+    // Each channel chunk is split along the batch too (the limit fits one image of a chunk).
+    expect((probe as ChannelSplitLayer).chunkSizes('eval').every((images) => images.length === config.N)).toBe(true);
+    probe.destroy();
+    tally.layers++;
+    const inputs = caseInputs(config, seed);
+    for (const mode of modes) {
+      for (const recompute of mode === 'train' ? [false, true] : [false]) {
+        tally.cases++;
+        tally.chunks += sizes.length;
+        const label = `${JSON.stringify(toInput(config))} ${mode}${recompute ? ' recompute' : ''}, channel chunks of ${sizes.join('+')}`;
+        const split = await produce(engine, config, inputs, mode, recompute);
+        const unsplit = await produce(whole, config, inputs, mode, recompute);
+        const j = judge(split, reference(config, inputs, mode));
+        expect(j.pass, `${label}: ${JSON.stringify(j.errors)}`).toBe(true);
+        for (const [name, a] of Object.entries(unsplit)) {
+          const b = split[name];
+          expect(b, `${label}: ${name}`).toBeDefined();
+          // y is per channel: the same kernels on the same image give the same numbers.
+          if (mode !== 'train' && name === 'y') expect(b, `${label}: ${name}`).toEqual(a);
+          else expect(judge({ t: b }, { t: Float64Array.from(a) }).worstError, `${label}: ${name} vs unsplit`).toBeLessThanOrEqual(TOLERANCE);
+        }
+      }
+    }
+  }
+
+  test.each([
+    ['groups 1, 3x3 pad 1, Cout 6 in channel chunks', { N: 3, Cin: 2, Cout: 6, H: 6, W: 5, kernel: 3, padding: 1 }, 3],
+    ['groups 2, stride 2, asymmetric padding', { N: 2, Cin: 4, Cout: 4, H: 7, W: 6, kernel: [3, 2], stride: 2, groups: 2, padding: [1, 0, 0, 1] }, 2],
+    ['depthwise multiplier 2 over 4 groups, no bias', { N: 2, Cin: 4, Cout: 8, H: 6, W: 6, kernel: 3, padding: 1, groups: 4, bias: false }, 4],
+  ] as const)('one image over the limit: %s', async (_name, config, parts) => {
+    await checkChannelSplit(config, parts, 11, MODES);
+  }, 120_000);
 });
