@@ -18,7 +18,8 @@ import { acquireDevice } from '../runtime/webgpu/device.js';
 import { createWebGPUEngine } from '../runtime/webgpu/engine.js';
 import { PipelineCache } from '../runtime/webgpu/pipelines.js';
 import type { ConvBNLayer, Mode } from '../runtime/types.js';
-import { fmt, randomParams, rng, stat, type Stat } from './webgpu.js';
+import { randomParams, rng } from '../codegen/tuning/measure.js';
+import { fmt, stat, type Stat } from './measure.js';
 
 const MODES = ['train', 'train+recompute', 'eval', 'tune', 'deploy'] as const;
 type ModeLabel = (typeof MODES)[number];

@@ -10,27 +10,19 @@
  * CONVBN_BENCH_ROUNDS=N (default 8, quick 2).
  */
 import os from 'node:os';
-import { Bench } from 'tinybench';
-import { forwardFlops, normalizeConfig, type ConvBNConfig, type ConvBNConfigInput } from '../codegen/config.js';
+import { forwardFlops, normalizeConfig, type ConvBNConfig } from '../codegen/config.js';
 import { relativeError } from '../runtime/check/compare.js';
 import { foldParams } from '../runtime/validate.js';
 import type { ConvBNLayer, ConvBNParamsInput } from '../runtime/types.js';
 import { createWasmEngine } from '../runtime/wasm/engine.js';
 import { ortConv } from './peers/onnx.js';
 import { tfjsConv } from './peers/tfjs.js';
+import { cell, fmt, gflops, interleaved, stat, type Fn, type Stat } from './measure.js';
+import { LAYERS } from './layers.js';
 
 /** 128-bit WASM SIMD peak per core on this machine (shared/PLATFORM.md). */
 const PEAK_PER_CORE = 58.6;
 
-const LAYERS: Record<string, { label: string; config: ConvBNConfigInput }> = {
-  a: { label: '64→64 56² k3', config: { N: 8, Cin: 64, Cout: 64, H: 56, W: 56, kernel: 3, padding: 1 } },
-  b: { label: '64→128 56² k3 s2', config: { N: 8, Cin: 64, Cout: 128, H: 56, W: 56, kernel: 3, stride: 2, padding: 1 } },
-  c: { label: '1x1 256→64 56²', config: { N: 8, Cin: 256, Cout: 64, H: 56, W: 56, kernel: 1 } },
-  d: { label: 'depthwise 256 28² k3', config: { N: 8, Cin: 256, Cout: 256, H: 28, W: 28, kernel: 3, padding: 1, groups: 256 } },
-  e: { label: '128→128 g=32 56² k3', config: { N: 8, Cin: 128, Cout: 128, H: 56, W: 56, kernel: 3, padding: 1, groups: 32 } },
-  f: { label: '64→64 56² k3 dil 2', config: { N: 8, Cin: 64, Cout: 64, H: 56, W: 56, kernel: 3, padding: 2, dilation: 2 } },
-  g: { label: '3→64 224² k7 s2 p3', config: { N: 8, Cin: 3, Cout: 64, H: 224, W: 224, kernel: 7, stride: 2, padding: 3 } },
-};
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -53,41 +45,6 @@ function params(c: ConvBNConfig, r: () => number): ConvBNParamsInput {
     runningMean: Float32Array.from({ length: c.Cout }, () => r()),
     runningVar: Float32Array.from({ length: c.Cout }, () => 1 + r()),
   };
-}
-
-interface Stat { median: number; min: number; max: number; n: number }
-
-function stat(samples: number[]): Stat {
-  const s = [...samples].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-  return { median, min: s[0], max: s[s.length - 1], n: s.length };
-}
-
-const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
-const cell = (st: Stat): string => `${fmt(st.median)} (${fmt(st.min)}–${fmt(st.max)})`;
-const gflops = (flops: number, ms: number): string => (flops / ms / 1e6).toFixed(1);
-
-type Fn = () => Promise<unknown>;
-
-/** Runs `tasks` interleaved: `rounds` tinybench runs of `iterations` each, task order rotating every round. */
-async function interleaved(tasks: Record<string, Fn>, rounds: number, iterations: number): Promise<Record<string, Stat>> {
-  const names = Object.keys(tasks);
-  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  for (const name of names) await tasks[name](); // warm-up (JIT, first-touch of memory)
-  for (let r = 0; r < rounds; r++) {
-    const bench = new Bench({ time: 0, iterations, warmup: false, retainSamples: true, throws: true });
-    for (let i = 0; i < names.length; i++) {
-      const name = names[(i + r) % names.length];
-      bench.add(name, tasks[name]);
-    }
-    await bench.run();
-    for (const task of bench.tasks) {
-      const result = task.result as { latency?: { samples?: number[] } };
-      samples[task.name].push(...(result.latency?.samples ?? []));
-    }
-  }
-  return Object.fromEntries(names.map((n) => [n, stat(samples[n])]));
 }
 
 /** Median process CPU time (user + system, ms) of `fn` over `runs` calls: on one thread, it is steadier than wall time here. */

@@ -1,0 +1,42 @@
+/**
+ * Timing helpers shared by the benchmarks: interleaved tinybench rounds
+ * (task order rotating every round, so drift on this noisy host hits every
+ * task alike) and median / min–max summaries.
+ */
+import { Bench } from 'tinybench';
+
+export interface Stat { median: number; min: number; max: number; n: number }
+
+export function stat(samples: number[]): Stat {
+  const s = [...samples].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], n: s.length };
+}
+
+export const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+export const cell = (st: Stat): string => `${fmt(st.median)} (${fmt(st.min)}–${fmt(st.max)})`;
+export const gflops = (flops: number, ms: number): string => (flops / ms / 1e6).toFixed(1);
+
+export type Fn = () => Promise<unknown>;
+
+/** Runs `tasks` interleaved: `rounds` tinybench runs of `iterations` each, the task order rotating every round. */
+export async function interleaved(tasks: Record<string, Fn>, rounds: number, iterations: number): Promise<Record<string, Stat>> {
+  const names = Object.keys(tasks);
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (const name of names) await tasks[name](); // warm-up: pipelines compile at first dispatch on llvmpipe
+  for (let r = 0; r < rounds; r++) {
+    const bench = new Bench({ time: 0, iterations, warmup: false, retainSamples: true, throws: true });
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + r) % names.length];
+      bench.add(name, tasks[name]);
+    }
+    await bench.run();
+    for (const task of bench.tasks) {
+      const result = task.result as { latency?: { samples?: number[] } };
+      samples[task.name].push(...(result.latency?.samples ?? []));
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, stat(samples[n])]));
+}
+
