@@ -458,10 +458,12 @@ ${chart('time')}
 </div>
 
 <h2>Does tune compute what eval computes?</h2>
-<p>Tune folds BN into the weights inside its kernels, so it rounds differently from eval's conv-then-BN, and training
-amplifies any difference in float32: a ReLU or a max-pool choice flips, and the runs part. The control run shows the same
-drift from nothing more than one ulp in the starting weights. Early on, where the drift has not grown, the curves agree to
-float32 precision.</p>
+<p>Tune folds BN into the weights inside its kernels, so it rounds differently from eval's conv-then-BN at every step,
+and training can amplify a float32 difference (one flipped ReLU or max-pool choice is enough) until the runs part. The
+control run, eval from starting weights one ulp away (a one-off difference), ${t.control.firstAbove < 0
+    ? 'stayed with eval for the whole run here: a one-off difference did not grow this time'
+    : `parted from eval at step ${t.control.firstAbove + 1} here: even a one-ulp difference grows`}. Early on, where the
+drift has not grown, the curves agree to float32 precision.</p>
 ${chart('drift')}
 
 <h2>Deploy and the inverse scaling of its gradient</h2>
