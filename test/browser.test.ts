@@ -10,8 +10,8 @@
  * runtime/wasm/engine.ts does not exist.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadCase, type ConvBNCase } from '../runtime/check/cases.js';
 import { relativeError, TOLERANCE } from '../runtime/check/compare.js';
 import type { BrowserResult } from '../examples/browser/main.js';
+import { servePage } from '../scripts/build-browser.mjs';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const pageDir = path.join(repoRoot, 'examples', 'browser');
@@ -36,32 +37,8 @@ const ci = process.env.CI === 'true' || process.env.CI === '1';
 const haveChromium = existsSync(CHROMIUM);
 const haveWasm = existsSync(path.join(repoRoot, 'runtime', 'wasm', 'engine.ts'));
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.json': 'application/json',
-  '.wasm': 'application/wasm', '.map': 'application/json',
-};
-
-/** / is examples/browser, /vectors/ the reference cases; cross-origin isolated so WASM may use threads. */
-function startServer(): Promise<Server> {
-  const server = createServer((req, res) => {
-    const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname);
-    const [base, rel] = pathname.startsWith('/vectors/')
-      ? [vectorsDir, pathname.slice('/vectors/'.length)]
-      : [pageDir, pathname.slice(1) || 'index.html'];
-    const file = path.resolve(base, rel);
-    if (!file.startsWith(path.resolve(base) + path.sep) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, {
-      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
-      'cross-origin-opener-policy': 'same-origin',
-      'cross-origin-embedder-policy': 'require-corp',
-    });
-    res.end(readFileSync(file));
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
+/** The page's own static server (cross-origin isolated, so WASM may use threads), on an ephemeral port. */
+const startServer = (): Promise<Server> => servePage(0, vectorsDir);
 
 if (!haveChromium) {
   if (ci) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConvBNInputError } from '../errors.js';
 import { writeKernelSet, type LayerSpec } from '../emit.js';
-import { LAYER_FLAGS_HELP, LAYER_OPTIONS, layerFromFlags } from './layerFlags.js';
+import { LAYER_FLAGS_HELP, LAYER_OPTIONS, layerFromFlags, layersFromFile } from './layerFlags.js';
 import { readTuningCache } from '../tuning/cache.js';
 import { GENERIC_CPU, GENERIC_GPU, profileFromKey } from '../tuning/profile.js';
 import type { KernelTarget } from '../tuning/select.js';
@@ -35,22 +35,6 @@ Examples:
   convbn gen --N 8 --Cin 64 --Cout 64 --H 56 --W 56 --kernel 3 --padding 1 --out out/a
   convbn gen --N 1 --Cin 32 --Cout 32 --H 112 --W 112 --kernel 3 --padding same --groups 32 --out out/dw
   convbn gen --onnx ../shared/models/mobilenet_v2.onnx --out out/mobilenet`;
-
-async function layersFromFile(file: string): Promise<LayerSpec[]> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new ConvBNInputError('--layers', file, `must be a readable JSON file (${(e as Error).message})`);
-  }
-  if (!Array.isArray(json)) throw new ConvBNInputError('--layers', file, 'must hold a JSON array of layers');
-  return json.map((entry, i) => {
-    if (entry && typeof entry === 'object' && 'config' in entry) {
-      return { name: String((entry as { name?: unknown }).name ?? `layer${i}`), config: (entry as { config: never }).config };
-    }
-    return { name: `layer${i}`, config: entry };
-  });
-}
 
 /** --adapter / --tuning: which adapter's kernels to generate, and its measured winners. */
 async function genTarget(adapter: string | undefined, tuning: string | undefined): Promise<KernelTarget> {

@@ -1,10 +1,13 @@
 /**
- * Layer shape flags shared by `convbn gen` and `convbn tune`: parsed with
- * node:util's parseArgs, turned into a ConvBNConfigInput (validated later by
- * normalizeConfig, which names the field on error).
+ * Layer shapes for `convbn gen` and `convbn tune`: flags (parsed with
+ * node:util's parseArgs) or a --layers JSON file, turned into
+ * ConvBNConfigInput (validated later by normalizeConfig, which names the
+ * field on error).
  */
+import { readFile } from 'node:fs/promises';
 import type { ConvBNConfigInput, PaddingInput } from '../config.js';
 import { ConvBNInputError } from '../errors.js';
+import type { LayerSpec } from '../emit.js';
 
 export const LAYER_OPTIONS = {
   N: { type: 'string' }, Cin: { type: 'string' }, Cout: { type: 'string' }, H: { type: 'string' }, W: { type: 'string' },
@@ -75,4 +78,21 @@ export function layerFromFlags(values: LayerValues): ConvBNConfigInput | undefin
   if (values.eps !== undefined) config.eps = number('eps', values.eps);
   if (values.momentum !== undefined) config.momentum = number('momentum', values.momentum);
   return config;
+}
+
+/** A --layers file: a JSON array of configs, or of { "name": ..., "config": {...} } (validated later). */
+export async function layersFromFile(file: string): Promise<LayerSpec[]> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new ConvBNInputError('--layers', file, `must be a readable JSON file (${(e as Error).message})`);
+  }
+  if (!Array.isArray(json)) throw new ConvBNInputError('--layers', file, 'must hold a JSON array of layers');
+  return json.map((entry: unknown, i) => {
+    const named = entry !== null && typeof entry === 'object' && 'config' in entry;
+    const config = (named ? (entry as { config: unknown }).config : entry) as ConvBNConfigInput;
+    const name = named ? String((entry as { name?: unknown }).name ?? `layer${i}`) : `layer${i}`;
+    return { name, config };
+  });
 }

@@ -5,7 +5,6 @@
  * (engine option `kernels.cache`, or the file in CONVBN_TUNING_CACHE) and
  * `convbn gen --tuning FILE` generates the winners.
  */
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { normalizeConfig, tensorSizes, type ConvBNConfig, type ConvBNConfigInput } from '../config.js';
 import { ConvBNInputError } from '../errors.js';
@@ -14,7 +13,7 @@ import { readTuningCache, TuningCache, writeTuningCache } from '../tuning/cache.
 import { tuningCandidates } from '../tuning/candidates.js';
 import { describeChoice, PASSES, type Pass, type PassChoice } from '../tuning/choice.js';
 import { DevicePlan, passSteps, randomParams, rng } from '../tuning/measure.js';
-import { LAYER_FLAGS_HELP, LAYER_OPTIONS, layerFromFlags } from './layerFlags.js';
+import { LAYER_FLAGS_HELP, LAYER_OPTIONS, layerFromFlags, layersFromFile } from './layerFlags.js';
 
 export const DEFAULT_TUNING_FILE = 'convbn-tuning.json';
 
@@ -59,22 +58,6 @@ Examples:
 interface Layer {
   readonly name: string;
   readonly config: ConvBNConfig;
-}
-
-async function layersFromFile(file: string): Promise<Layer[]> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new ConvBNInputError('--layers', file, `must be a readable JSON file (${(e as Error).message})`);
-  }
-  if (!Array.isArray(json)) throw new ConvBNInputError('--layers', file, 'must hold a JSON array of layers');
-  return json.map((entry: unknown, i) => {
-    const named = entry !== null && typeof entry === 'object' && 'config' in entry;
-    const config = (named ? (entry as { config: unknown }).config : entry) as ConvBNConfigInput;
-    const name = named ? String((entry as { name?: unknown }).name ?? `layer${i}`) : `layer${i}`;
-    return { name, config: normalizeConfig(config) };
-  });
 }
 
 function positive(field: string, text: string | undefined, fallback: number): number {
@@ -148,7 +131,7 @@ export async function runTuneCommand(argv: string[]): Promise<number> {
   }
   let layers: Layer[];
   if (values.layers) {
-    layers = await layersFromFile(values.layers);
+    layers = (await layersFromFile(values.layers)).map(({ name, config }) => ({ name, config: normalizeConfig(config) }));
   } else if (values.resnet18) {
     const batch = positive('--batch', values.batch, 8);
     const size = positive('--size', values.size, 112);
