@@ -19,20 +19,10 @@ import { ortConv } from './peers/onnx.js';
 import { tfjsConv } from './peers/tfjs.js';
 import { cell, fmt, gflops, interleaved, stat, type Fn, type Stat } from './measure.js';
 import { LAYERS } from './layers.js';
+import { rng } from '../codegen/tuning/measure.js';
 
 /** 128-bit WASM SIMD peak per core on this machine (shared/PLATFORM.md). */
 const PEAK_PER_CORE = 58.6;
-
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 function params(c: ConvBNConfig, r: () => number): ConvBNParamsInput {
   const fan = (c.Cin / c.groups) * c.kH * c.kW;

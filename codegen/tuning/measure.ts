@@ -9,19 +9,15 @@ import { planFor, roleElements, type ModePlan, type PlanStep, type Role } from '
 import type { ConvBNParamsInput } from '../../runtime/types.js';
 import { foldParams } from '../../runtime/validate.js';
 import { BufferUsage, MapMode } from '../../runtime/webgpu/flags.js';
+import { mulberry32 } from '../../runtime/random.js';
 import type { PipelineCache } from '../../runtime/webgpu/pipelines.js';
 import type { Pass, PassChoice } from './choice.js';
 import type { KernelTarget } from './select.js';
 
-/** mulberry32 in [-0.5, 0.5): seeded test data. */
+/** Seeded values in [-0.5, 0.5) (runtime/random.ts's mulberry32, centred): test and bench data. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const uniform = mulberry32(seed);
+  return () => uniform() - 0.5;
 }
 
 /** Parameters of realistic scale: weights by fan-in, gamma near 1, running variance in [0.5, 1.5). */
