@@ -4,7 +4,7 @@
 // function per phase). An invocation computes CI_B input channels x PY x PX
 // positions of one phase; every gradOut value loaded feeds CI_B multiply-adds
 // per tap that reads it, every weight PY * PX.
-// TUNE: the weights are W' = W * s, formed as they are loaded.
+// TUNE: W' = W * s, with s multiplying the fewer loads (weights or gradOut).
 @group(0) @binding(0) var<storage, read> gradOut: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;

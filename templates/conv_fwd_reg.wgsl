@@ -4,8 +4,9 @@
 // codegen/tiles/forward.ts unrolls the taps (PROLOGUE, BODY, EPILOGUE) with
 // every index baked and bounds checks only where a tile can reach the border.
 // Invocations next to each other share their channel block (and weights).
-// TUNE: W' = W * s is formed as each weight is loaded and b' = (b - mean) * s + beta
-// in the epilogue, s = gamma / sqrt(var + eps): no W' buffer, no transform pass.
+// TUNE: s = gamma / sqrt(var + eps) is per output channel, so conv(x, W * s) =
+// s * conv(x, W): the epilogue writes acc * s + b', b' = (b - mean) * s + beta.
+// No W' buffer, no transform pass, and no multiply per weight load.
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;

@@ -10,7 +10,8 @@
  * list of taps. One invocation computes CI_B input channels x PY x PX
  * positions of one phase; workgroups take the phases in turn, so each
  * workgroup has one phase (one switch branch) and the threads get a mix.
- * TUNE: W' = W * s is formed as each weight is loaded.
+ * TUNE: W' = W * s, formed as loads happen: s (one per output channel) multiplies
+ * either the weights or the gradOut values, whichever the phase loads fewer of.
  */
 import { outputShape, type ConvBNConfig } from '../config.js';
 import type { Expansion, KernelVariant } from '../kernels.js';
@@ -87,6 +88,9 @@ export function expandDgradReg(variant: KernelVariant, c: ConvBNConfig): Expansi
         const cols = distinct(colTaps.flatMap((tp) => Array.from({ length: PX }, (_, p) => p + tp.d)));
         const colSafe = new Map(cols.map((o) => [o, alwaysInside(o, PX, tilesW, out.W)]));
         const rowSafe = Array.from({ length: PY }, (_, r) => rowTaps.every((tp) => alwaysInside(r + tp.d, PY, tilesH, out.H)));
+        // TUNE: s multiplies whichever side of the product this phase loads fewer of per row tap.
+        const scaleGrad = tune && PY * cols.length < CI_B * colTaps.length;
+        const scaleWeights = tune && !scaleGrad;
         for (const o of cols) {
           if (colSafe.get(o)) {
             lines.push(`let c${tag(o)} = u32(qw0 + ${i32(o)});`);
@@ -114,12 +118,13 @@ export function expandDgradReg(variant: KernelVariant, c: ConvBNConfig): Expansi
           for (const cc of cols) {
             const conds = [...(rowSafe[r] ? [] : [`q${r}`]), ...(colSafe.get(cc) ? [] : [`k${tag(cc)}`])];
             const load = `gradOut[h${r} + c${tag(cc)}]`;
-            body.push(`let v${r}_${tag(cc)} = ${conds.length ? `select(0.0, ${load}, ${conds.join(' && ')})` : load};`);
+            const value = conds.length ? `select(0.0, ${load}, ${conds.join(' && ')})` : load;
+            body.push(`let v${r}_${tag(cc)} = ${scaleGrad ? `${value} * s` : value};`);
           }
         }
         for (const ct of colTaps) {
           for (let i = 0; i < CI_B; i++) {
-            body.push(`let w${i}_${ct.k} = weight[wb + kh * KW + ${u32(i * khw + ct.k)}]${tune ? ' * s' : ''};`);
+            body.push(`let w${i}_${ct.k} = weight[wb + kh * KW + ${u32(i * khw + ct.k)}]${scaleWeights ? ' * s' : ''};`);
           }
           for (let i = 0; i < CI_B; i++) {
             for (let r = 0; r < PY; r++) {

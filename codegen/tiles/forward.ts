@@ -124,7 +124,7 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
     for (let kw = 0; kw < c.kW; kw++) {
       for (let j = 0; j < CO_B; j++) {
         const index = `wk + ${u32(j * wPerOut + (unrollKh ? kh * c.kW : 0) + kw)}`;
-        body.push(`let w${j}_${kh}_${kw} = weight[${index}]${tune ? ` * s${j}` : ''};`);
+        body.push(`let w${j}_${kh}_${kw} = weight[${index}];`);
       }
       for (let j = 0; j < CO_B; j++) {
         for (let r = 0; r < PY; r++) {
@@ -148,7 +148,9 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
     for (let r = 0; r < PY; r++) {
       for (let p = 0; p < PX; p++) {
         const guard = [...(rowGuard ? [`oh0 + ${u32(r)} < ${u32(VHOUT)}`] : []), ...(colGuard ? [`ow0 + ${u32(p)} < ${u32(VWOUT)}`] : [])];
-        const store = `y[yb + ${u32(r * VWOUT + p)}] = a${j}_${r}_${p} + shift;`;
+        const store = tune
+          ? `y[yb + ${u32(r * VWOUT + p)}] = fma(a${j}_${r}_${p}, s${j}, shift);`
+          : `y[yb + ${u32(r * VWOUT + p)}] = a${j}_${r}_${p} + shift;`;
         epilogue.push(guard.length ? `  if (${guard.join(' && ')}) { ${store} }` : `  ${store}`);
       }
     }
