@@ -20,8 +20,15 @@ export const gflops = (flops: number, ms: number): string => (flops / ms / 1e6).
 
 export type Fn = () => Promise<unknown>;
 
-/** Runs `tasks` interleaved: `rounds` tinybench runs of `iterations` each, the task order rotating every round. */
-export async function interleaved(tasks: Record<string, Fn>, rounds: number, iterations: number): Promise<Record<string, Stat>> {
+/**
+ * Runs `tasks` interleaved: `rounds` tinybench runs of `iterations` each, the task order rotating every round.
+ * `warmEach`: one untimed call of a task before its samples in every round, so that the previous task's tail
+ * (a peer's pool threads still spinning after its call, caches holding its data) lands on that call, not on
+ * a timed one: every task is timed in the steady state of repeated calls.
+ */
+export async function interleaved(
+  tasks: Record<string, Fn>, rounds: number, iterations: number, warmEach = false,
+): Promise<Record<string, Stat>> {
   const names = Object.keys(tasks);
   const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (const name of names) await tasks[name](); // warm-up: pipelines compile at first dispatch on llvmpipe
@@ -29,7 +36,7 @@ export async function interleaved(tasks: Record<string, Fn>, rounds: number, ite
     const bench = new Bench({ time: 0, iterations, warmup: false, retainSamples: true, throws: true });
     for (let i = 0; i < names.length; i++) {
       const name = names[(i + r) % names.length];
-      bench.add(name, tasks[name]);
+      bench.add(name, tasks[name], warmEach ? { beforeAll: async () => { await tasks[name](); } } : {});
     }
     await bench.run();
     for (const task of bench.tasks) {

@@ -162,7 +162,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
         ours: () => layer.forward(x, 'tune', { requiresGrad: false }),
         ort: () => ort.run(),
         tfjs: () => tf.run(),
-      }, rounds, key === 'e' && opts.quick ? 1 : iterations);
+      }, rounds, key === 'e' && opts.quick ? 1 : iterations, true);
       const speedup = st.ort.median / st.ours.median;
       ratios.push(speedup);
       const ourG = flops / st.ours.median / 1e6;
@@ -183,7 +183,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
             await layer.forward(x, 'tune');
             return layer.backward(gy);
           },
-        }, rounds, iterations);
+        }, rounds, iterations, true);
         await layer.forward(x, 'tune');
         await layer.backward(gy);
         const m = layer.memory();
@@ -210,7 +210,8 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
   ];
   const markdown = [
     `Float32, N = 8, forward in tune mode (BN applied while packing weights), ${threads} threads, ` +
-    `medians of ${rounds} interleaved rounds x ${iterations} runs (min–max). Peak: ${peak.toFixed(0)} GFLOP/s ` +
+    `medians of ${rounds} interleaved rounds x ${iterations} runs (min–max; each round starts an implementation ` +
+    `with one untimed call, so that the previous one's still-spinning threads and cache contents land on that call). Peak: ${peak.toFixed(0)} GFLOP/s ` +
     `(${PEAK_PER_CORE} per core, 128-bit SIMD, from shared/PLATFORM.md). Times include copying x in and y out.`,
     '',
     ...header,
