@@ -40,6 +40,17 @@ const G_BETA: u32 = 2u * COUT;
 const S_MEAN: u32 = 0u;
 const S_INVSTD: u32 = COUT;
 
+// The tune fold, in one place for every kernel: s = gamma / sqrt(var + eps) scales W (W' = W s) and
+// b' = (b - mean) s + beta; gamma's gradient comes from the folded gradients gW', gb' without
+// dividing by s (gamma = 0 channels work): (sum_k W gW' + (b - mean) gb') / sqrt(var + eps).
+fn bn_fold_scale(gamma: f32, running_var: f32) -> f32 {
+  return gamma / sqrt(running_var + EPS);
+}
+
+fn folded_grad_gamma(sum_w_gw: f32, bias: f32, mean: f32, gb_folded: f32, running_var: f32) -> f32 {
+  return (sum_w_gw + (bias - mean) * gb_folded) / sqrt(running_var + EPS);
+}
+
 // Tree sum over one workgroup (WORKGROUP_SIZE is a power of two). Deterministic:
 // the same inputs give the same bits, whatever the adapter.
 var<workgroup> partial_sums: array<f32, WORKGROUP_SIZE>;

@@ -18,7 +18,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   for (var j = 0u; j < COUT_PER_GROUP; j++) {
     let co = first_out + j;
     var scale = 1.0;
-    if (TUNE) { scale = channels[CH_GAMMA + co] / sqrt(channels[CH_VAR + co] + EPS); }
+    if (TUNE) { scale = bn_fold_scale(channels[CH_GAMMA + co], channels[CH_VAR + co]); }
     for (var kh = 0u; kh < KH; kh++) {
       let th = i32(p.h) + PAD_TOP - i32(kh * DILATION_H);
       if (th < 0 || th % i32(STRIDE_H) != 0) { continue; }

@@ -13,7 +13,7 @@ const TAPS: u32 = KH * KW;
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
   let co = z * COUT_PER_GROUP + k / TAPS;
   var s = 1.0;
-  if (TUNE) { s = channels[CH_GAMMA + co] / sqrt(channels[CH_VAR + co] + EPS); }
+  if (TUNE) { s = bn_fold_scale(channels[CH_GAMMA + co], channels[CH_VAR + co]); }
   return weight[(co * CIN_PER_GROUP + m) * TAPS + k % TAPS] * s;
 }
 

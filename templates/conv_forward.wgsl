@@ -14,7 +14,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var scale = 1.0;
   var shift = channels[CH_BIAS + o.c];
   if (TUNE) {
-    scale = channels[CH_GAMMA + o.c] / sqrt(channels[CH_VAR + o.c] + EPS);
+    scale = bn_fold_scale(channels[CH_GAMMA + o.c], channels[CH_VAR + o.c]);
     shift = (channels[CH_BIAS + o.c] - channels[CH_MEAN + o.c]) * scale + channels[CH_BETA + o.c];
   }
   let first_channel = (o.c / COUT_PER_GROUP) * CIN_PER_GROUP;

@@ -10,7 +10,7 @@ const SUM_ROWS: bool = false;
 const TAPS: u32 = KH * KW;
 
 fn scale_of(co: u32) -> f32 {
-  if (TUNE) { return channels[CH_GAMMA + co] / sqrt(channels[CH_VAR + co] + EPS); }
+  if (TUNE) { return bn_fold_scale(channels[CH_GAMMA + co], channels[CH_VAR + co]); }
   return 1.0;
 }
 

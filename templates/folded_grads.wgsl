@@ -1,8 +1,7 @@
 // Per-channel gradients once wgrad has written gW' = wgrad(x, dy), one
 // workgroup per channel. gb' = sum dy.
-// TUNE: gW = s * gW' (in place), gb = s * gb', gbeta = gb',
-//       ggamma = (sum_k W * gW' + (b - mean) * gb') / sqrt(var + eps).
-//       Never divides by s, so gamma = 0 channels work.
+// TUNE: gW = s * gW' (in place), gb = s * gb', gbeta = gb', ggamma from
+//       folded_grad_gamma (common.wgsl).
 // Otherwise (deploy): gW' and gb' are the gradients of the folded parameters.
 @group(0) @binding(0) var<storage, read> gradOut: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -23,8 +22,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
     if (local == 0u) { channelGrads[G_BIAS + c] = gb_folded; }
     return;
   }
-  let invstd = 1.0 / sqrt(channels[CH_VAR + c] + EPS);
-  let s = channels[CH_GAMMA + c] * invstd;
+  let s = bn_fold_scale(channels[CH_GAMMA + c], channels[CH_VAR + c]);
   var sum_w_gw = 0.0;
   for (var k = local; k < WEIGHTS_PER_OUT; k += WORKGROUP_SIZE) {
     let i = c * WEIGHTS_PER_OUT + k;
@@ -36,6 +34,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
   if (local == 0u) {
     channelGrads[G_BIAS + c] = s * gb_folded;
     channelGrads[G_BETA + c] = gb_folded;
-    channelGrads[G_GAMMA + c] = (dot + (channels[CH_BIAS + c] - channels[CH_MEAN + c]) * gb_folded) * invstd;
+    channelGrads[G_GAMMA + c] = folded_grad_gamma(dot, channels[CH_BIAS + c], channels[CH_MEAN + c], gb_folded, channels[CH_VAR + c]);
   }
 }

@@ -3,9 +3,8 @@
 // deploy) it also finishes the per-channel gradients in the same pass, which
 // a separate folded_grads kernel used to do with its own pass over gradOut:
 //   gb' = sum dy (from the partials).
-//   TUNE: gW = s * gW', gb = s * gb', gbeta = gb',
-//         ggamma = (sum_k W * gW' + (b - mean) * gb') / sqrt(var + eps)
-//         (never divides by s: gamma = 0 channels work).
+//   TUNE: gW = s * gW', gb = s * gb', gbeta = gb', ggamma from folded_grad_gamma
+//         (common.wgsl).
 //   deploy: gW' and gb' are the gradients of the folded parameters.
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -19,12 +18,8 @@ const WEIGHTS_PER_OUT: u32 = CIN_PER_GROUP * KH * KW;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) local: u32) {
   let c = flat_workgroup(wid);
   if (c >= COUT) { return; }
-  var invstd = 1.0;
   var s = 1.0;
-  if (TUNE) {
-    invstd = 1.0 / sqrt(channels[CH_VAR + c] + EPS);
-    s = channels[CH_GAMMA + c] * invstd;
-  }
+  if (TUNE) { s = bn_fold_scale(channels[CH_GAMMA + c], channels[CH_VAR + c]); }
   var dot = 0.0;
   for (var k = local; k < WEIGHTS_PER_OUT; k += WORKGROUP_SIZE) {
     let i = c * WEIGHTS_PER_OUT + k;
@@ -47,7 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
     if (local == 0u) {
       channelGrads[G_BIAS + c] = s * gb;
       channelGrads[G_BETA + c] = gb;
-      channelGrads[G_GAMMA + c] = (total + (channels[CH_BIAS + c] - channels[CH_MEAN + c]) * gb) * invstd;
+      channelGrads[G_GAMMA + c] = folded_grad_gamma(total, channels[CH_BIAS + c], channels[CH_MEAN + c], gb, channels[CH_VAR + c]);
     }
   } else if (local == 0u) {
     channelGrads[G_BIAS + c] = gb;

@@ -101,7 +101,7 @@ export function expandDgradReg(variant: KernelVariant, c: ConvBNConfig): Expansi
         }
         lines.push('for (var j = 0u; j < COUT_PER_GROUP; j++) {');
         lines.push('  let co = first_out + j;');
-        if (tune) lines.push('  let s = channels[CH_GAMMA + co] / sqrt(channels[CH_VAR + co] + EPS);');
+        if (tune) lines.push('  let s = bn_fold_scale(channels[CH_GAMMA + co], channels[CH_VAR + co]);');
         lines.push('  let g = (n * COUT + co) * (HOUT * WOUT);');
         lines.push(`  let wb = (co * CIN_PER_GROUP + cig) * ${u32(khw)};`);
         lines.push(`  for (var t = 0u; t < ${u32(rowTaps.length)}; t++) {`);

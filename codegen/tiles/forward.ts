@@ -80,7 +80,7 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
   const colSafe = new Map(cols.map((o) => [o, alwaysInside(o - PL, PX * SW, tilesW, VW)]));
   const prologue: string[] = [];
   for (let j = 0; j < CO_B; j++) {
-    if (tune) prologue.push(`let s${j} = channels[CH_GAMMA + cb + ${u32(j)}] / sqrt(channels[CH_VAR + cb + ${u32(j)}] + EPS);`);
+    if (tune) prologue.push(`let s${j} = bn_fold_scale(channels[CH_GAMMA + cb + ${u32(j)}], channels[CH_VAR + cb + ${u32(j)}]);`);
     for (let r = 0; r < PY; r++) prologue.push(Array.from({ length: PX }, (_, p) => `var a${j}_${r}_${p} = 0.0;`).join(' '));
   }
   for (const o of cols) {
