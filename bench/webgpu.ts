@@ -62,7 +62,7 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
 
   // 1. Forward, tune mode.
   out.push('', '### Forward, tune mode, N = 8', '');
-  out.push(`Float32. Ours: the tune-mode forward kernel (BN folded into the weights as they are loaded, b' in the epilogue). ` +
+  out.push(`Float32. Ours: the tune-mode forward kernel (BN folded in the kernel: s = gamma / sqrt(var + eps) and b' applied in the epilogue). ` +
     `tfjs-backend-webgpu ${tfjsVersion}: conv2d + add with BN folded beforehand, NHWC, on a device of the same adapter. GPU work only (inputs resident, ` +
     `no readback), medians of ${rounds} interleaved rounds x ${iterations} runs (min–max). First run (pipeline compile on llvmpipe) excluded.`);
   out.push('', '| layer | shape | GFLOP | our kernel | ours ms | GFLOP/s | tfjs-webgpu ms | GFLOP/s | ours vs tfjs | rel. diff |',
@@ -180,7 +180,7 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
 
   // 3. ResNet-18.
   out.push('', '### ResNet-18 ConvBN layers, one training step per mode', '');
-  out.push(await resnet18Section({ quick, device: acquired.device, pipelines, rounds: quick ? 1 : 2 }));
+  out.push(await resnet18Section({ quick, device: acquired.device, pipelines, rounds: quick ? 1 : 3 }));
 
   if (tfjsErrors.length > 0) out.push('', `WebGPU errors on tfjs's device: ${[...new Set(tfjsErrors)].join('; ')}`);
   out.push('', `Section time: ${((performance.now() - t0) / 1000).toFixed(0)} s.`);

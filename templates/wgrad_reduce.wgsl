@@ -6,13 +6,18 @@
 //   TUNE: gW = s * gW', gb = s * gb', gbeta = gb', ggamma from folded_grad_gamma
 //         (common.wgsl).
 //   deploy: gW' and gb' are the gradients of the folded parameters.
-@group(0) @binding(0) var<storage, read> partials: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
+// Weights move as Quad: vec4<f32> where a channel's weights and the partial
+// stride come in fours (a per-lane vec4 load costs llvmpipe about what a
+// scalar one does), else f32 (codegen/tiles/wgrad.ts inserts the alias).
+//@insert QUAD
+@group(0) @binding(0) var<storage, read> partials: array<Quad>;
+@group(0) @binding(1) var<storage, read> weight: array<Quad>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;
-@group(0) @binding(3) var<storage, read_write> gradWeight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gradWeight: array<Quad>;
 @group(0) @binding(4) var<storage, read_write> channelGrads: array<f32>;
 
-const WEIGHTS_PER_OUT: u32 = CIN_PER_GROUP * KH * KW;
+const QUADS_PER_OUT: u32 = CIN_PER_GROUP * KH * KW / QUAD;
+const PARTIAL_QUADS: u32 = PARTIAL_STRIDE / QUAD;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) local: u32) {
@@ -20,11 +25,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
   if (c >= COUT) { return; }
   var s = 1.0;
   if (TUNE) { s = bn_fold_scale(channels[CH_GAMMA + c], channels[CH_VAR + c]); }
-  var dot = 0.0;
-  for (var k = local; k < WEIGHTS_PER_OUT; k += WORKGROUP_SIZE) {
-    let i = c * WEIGHTS_PER_OUT + k;
-    var g = 0.0;
-    for (var chunk = 0u; chunk < CHUNKS; chunk++) { g += partials[chunk * PARTIAL_STRIDE + i]; }
+  var dot = Quad(0.0);
+  for (var k = local; k < QUADS_PER_OUT; k += WORKGROUP_SIZE) {
+    let i = c * QUADS_PER_OUT + k;
+    var g = Quad(0.0);
+    for (var chunk = 0u; chunk < CHUNKS; chunk++) { g += partials[chunk * PARTIAL_QUADS + i]; }
     if (TUNE) {
       dot += weight[i] * g;
       gradWeight[i] = s * g;
@@ -35,10 +40,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
   if (!FOLD) { return; }
   var gb = 0.0;
   if (local == 0u) {
-    for (var chunk = 0u; chunk < CHUNKS; chunk++) { gb += partials[chunk * PARTIAL_STRIDE + W_SIZE + c]; }
+    for (var chunk = 0u; chunk < CHUNKS; chunk++) { gb += partial_float(chunk * PARTIAL_STRIDE + W_SIZE + c); }
   }
   if (TUNE) {
-    let total = workgroup_sum(local, dot);
+    let total = workgroup_sum(local, quad_sum(dot));
     if (local == 0u) {
       channelGrads[G_BIAS + c] = s * gb;
       channelGrads[G_BETA + c] = gb;

@@ -163,7 +163,28 @@ export function expandWgradReg(variant: KernelVariant, c: ConvBNConfig): Expansi
   };
 }
 
-/** wgrad_reduce: the chunk count and stride its loops need. */
+/** Floats wgrad_reduce moves per load: 4 when a channel's weights and the partial stride come in fours. */
+export function reduceQuad(c: ConvBNConfig): 1 | 4 {
+  return ((c.Cin / c.groups) * c.kH * c.kW) % 4 === 0 && partialStride(c) % 4 === 0 ? 4 : 1;
+}
+
+/** wgrad_reduce: the chunk count and stride its loops need, and the Quad type its weights move as. */
 export function expandWgradReduce(_variant: KernelVariant, c: ConvBNConfig): Expansion {
-  return { constants: { CHUNKS: wgradChunks(c), PARTIAL_STRIDE: partialStride(c) }, inserts: {}, workgroups: c.Cout };
+  const quad = reduceQuad(c);
+  const lines = quad === 4
+    ? [
+      'alias Quad = vec4<f32>;',
+      'fn quad_sum(v: Quad) -> f32 { return (v.x + v.y) + (v.z + v.w); }',
+      'fn partial_float(j: u32) -> f32 { return partials[j / 4u][j % 4u]; }',
+    ]
+    : [
+      'alias Quad = f32;',
+      'fn quad_sum(v: Quad) -> f32 { return v; }',
+      'fn partial_float(j: u32) -> f32 { return partials[j]; }',
+    ];
+  return {
+    constants: { CHUNKS: wgradChunks(c), PARTIAL_STRIDE: partialStride(c), QUAD: quad },
+    inserts: { QUAD: lines.join('\n') },
+    workgroups: c.Cout,
+  };
 }
