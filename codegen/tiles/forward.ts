@@ -80,7 +80,6 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
   const colSafe = new Map(cols.map((o) => [o, alwaysInside(o - PL, PX * SW, tilesW, VW)]));
   const prologue: string[] = [];
   for (let j = 0; j < CO_B; j++) {
-    if (tune) prologue.push(`let s${j} = bn_fold_scale(channels[CH_GAMMA + cb + ${u32(j)}], channels[CH_VAR + cb + ${u32(j)}]);`);
     for (let r = 0; r < PY; r++) prologue.push(Array.from({ length: PX }, (_, p) => `var a${j}_${r}_${p} = 0.0;`).join(' '));
   }
   for (const o of cols) {
@@ -141,15 +140,17 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
   for (let j = 0; j < CO_B; j++) {
     epilogue.push('{');
     epilogue.push(`  let co = cb + ${u32(j)};`);
+    // TUNE: s is read here, not before the loop, so it is not live across it (registers are the scarce thing).
+    if (tune) epilogue.push('  let s = bn_fold_scale(channels[CH_GAMMA + co], channels[CH_VAR + co]);');
     epilogue.push(tune
-      ? `  let shift = (channels[CH_BIAS + co] - channels[CH_MEAN + co]) * s${j} + channels[CH_BETA + co];`
+      ? '  let shift = (channels[CH_BIAS + co] - channels[CH_MEAN + co]) * s + channels[CH_BETA + co];'
       : '  let shift = channels[CH_BIAS + co];');
     epilogue.push(`  let yb = ((n * COUT + co) * ${u32(VHOUT)} + oh0) * ${u32(VWOUT)} + ow0;`);
     for (let r = 0; r < PY; r++) {
       for (let p = 0; p < PX; p++) {
         const guard = [...(rowGuard ? [`oh0 + ${u32(r)} < ${u32(VHOUT)}`] : []), ...(colGuard ? [`ow0 + ${u32(p)} < ${u32(VWOUT)}`] : [])];
         const store = tune
-          ? `y[yb + ${u32(r * VWOUT + p)}] = fma(a${j}_${r}_${p}, s${j}, shift);`
+          ? `y[yb + ${u32(r * VWOUT + p)}] = fma(a${j}_${r}_${p}, s, shift);`
           : `y[yb + ${u32(r * VWOUT + p)}] = a${j}_${r}_${p} + shift;`;
         epilogue.push(guard.length ? `  if (${guard.join(' && ')}) { ${store} }` : `  ${store}`);
       }
