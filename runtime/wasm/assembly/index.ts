@@ -650,6 +650,8 @@ export function wgrad4(p: usize, task: i32, tid: i32): void {
 // so that gW[co][ci..ci+7] for one tap is a vector sum of
 // splat(dz[p][co]) * x[p + tap][ci..ci+7] over pixels p: the forward kernel's
 // shape (2 vector loads + 4 broadcasts per 8 multiply-adds, one pointer each).
+// The transposed tensors are channel-blocked (8 x channels, 4 dz channels per
+// pixel record), so a pass streams contiguous rows.
 // Each task sums a fixed chunk of output rows into its own partial gW; a
 // second job adds the partials in task order.
 // ---------------------------------------------------------------------------
@@ -657,6 +659,18 @@ const WN_N = 0, WN_G = 1, WN_C = 2, WN_CO = 3, WN_CP = 4, WN_CQ = 5, WN_R = 6, W
   WN_SH = 10, WN_SW = 11, WN_DH = 12, WN_DW = 13, WN_HO = 14, WN_WO = 15, WN_X = 16, WN_DZ = 17, WN_XT = 18,
   WN_DZT = 19, WN_PART = 20, WN_OHC = 21, WN_GW = 22, WN_PADT = 23, WN_PADL = 24, WN_H = 25, WN_W = 26, WN_TASKS = 27,
   WN_OPT = 28;
+
+/** 4 columns of 4 source rows as 4 destination vectors (a 4x4 transpose), stored `dstride` bytes apart. */
+// @ts-ignore: decorator
+@inline function transposeQuad(s0: usize, s1: usize, s2: usize, s3: usize, d: usize, dstride: usize): void {
+  const v0 = v128.load(s0), v1 = v128.load(s1), v2 = v128.load(s2), v3 = v128.load(s3);
+  const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+  v128.store(d + dstride, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+  v128.store(d + 2 * dstride, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+  v128.store(d + 3 * dstride, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+}
 
 /**
  * dst[c][k] = src_k[c] for 4 source rows (k = 0..3) and columns c in [0, n):
@@ -666,14 +680,7 @@ function transpose4(s0: usize, s1: usize, s2: usize, s3: usize, dst: usize, dstr
   let c = 0;
   for (; c + 4 <= n; c += 4) {
     const o = <usize>c << 2;
-    const v0 = v128.load(s0 + o), v1 = v128.load(s1 + o), v2 = v128.load(s2 + o), v3 = v128.load(s3 + o);
-    const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
-    const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
-    const d = dst + <usize>c * dstride;
-    v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
-    v128.store(d + dstride, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
-    v128.store(d + 2 * dstride, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
-    v128.store(d + 3 * dstride, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+    transposeQuad(s0 + o, s1 + o, s2 + o, s3 + o, dst + <usize>c * dstride, dstride);
   }
   for (; c < n; c++) {
     const o = <usize>c << 2;
@@ -685,67 +692,106 @@ function transpose4(s0: usize, s1: usize, s2: usize, s3: usize, dst: usize, dstr
   }
 }
 
-/** xT[n][g][r][c][Cp] = x[n][g*C + ci][r - padT][c - padL] (0 outside, and for ci >= C). Task (n, g, r). */
+/** dst[c][0..7] = src_k[c] (k = 0..7: rows `plane` bytes apart) for columns c in [0, n): whole 32-byte records. */
+function transpose8(src: usize, plane: usize, dst: usize, n: i32): void {
+  let c = 0;
+  for (; c + 4 <= n; c += 4) {
+    const s = src + (<usize>c << 2), d = dst + (<usize>c << 5);
+    transposeQuad(s, s + plane, s + 2 * plane, s + 3 * plane, d, 32);
+    transposeQuad(s + 4 * plane, s + 5 * plane, s + 6 * plane, s + 7 * plane, d + 16, 32);
+  }
+  for (; c < n; c++) {
+    const s = src + (<usize>c << 2), d = dst + (<usize>c << 5);
+    for (let k = 0; k < 8; k++) store<f32>(d + (<usize>k << 2), load<f32>(s + <usize>k * plane));
+  }
+}
+
+/**
+ * xT[n][g][cib][r][c][8] = x[n][g*C + 8*cib + j][r - padT][c - padL] (0 outside, and for ci >= C):
+ * blocks of 8 channels, so one wgrad pass (8 input channels) reads contiguous memory. Task (n, g, r).
+ */
 export function pack_x_nhwc(p: usize, task: i32, tid: i32): void {
   const G = pi(p, WN_G), C = pi(p, WN_C), Cp = pi(p, WN_CP), R = pi(p, WN_R), Wp = pi(p, WN_WP);
   const H = pi(p, WN_H), W = pi(p, WN_W), padT = pi(p, WN_PADT), padL = pi(p, WN_PADL);
   const x = pu(p, WN_X), xT = pu(p, WN_XT);
   const r = task % R;
   const ng = task / R;
-  const dst = at(xT, ng * R * Wp * Cp + r * Wp * Cp);
-  memory.fill(dst, 0, <usize>(Wp * Cp) << 2);
+  const nbc = Cp >> 3;
+  const rowBytes = <usize>(Wp * 8) << 2, blockBytes = <usize>R * rowBytes;
+  const dst = at(xT, (ng * nbc * R + r) * Wp * 8);
   const ih = r - padT;
-  if (ih < 0 || ih >= H) return;
   const lo = imax(0, padL), hi = imin(Wp, padL + W);
-  if (hi <= lo) return;
-  const cstride = <usize>Cp << 2;
+  if (ih < 0 || ih >= H || hi <= lo) {
+    for (let b = 0; b < nbc; b++) memory.fill(dst + <usize>b * blockBytes, 0, rowBytes);
+    return;
+  }
+  // Zero only what the copy below leaves: padding columns, and a last block's channels past C.
+  for (let b = 0; b < nbc; b++) {
+    const row = dst + <usize>b * blockBytes;
+    if (b * 8 + 8 > C) {
+      memory.fill(row, 0, rowBytes);
+    } else {
+      memory.fill(row, 0, <usize>lo << 5);
+      memory.fill(row + (<usize>hi << 5), 0, <usize>(Wp - hi) << 5);
+    }
+  }
   const plane = <usize>(H * W) << 2;
   const src0 = at(x, ng * C * H * W + ih * W + lo - padL);
-  const d0 = at(dst, lo * Cp);
+  const d0 = dst + (<usize>lo << 5);
   let ci = 0;
+  for (; ci + 8 <= C; ci += 8) transpose8(src0 + <usize>ci * plane, plane, d0 + <usize>(ci >> 3) * blockBytes, hi - lo);
   for (; ci + 4 <= C; ci += 4) {
     const sp = src0 + <usize>ci * plane;
-    transpose4(sp, sp + plane, sp + 2 * plane, sp + 3 * plane, d0 + (<usize>ci << 2), cstride, hi - lo);
+    const dp = d0 + <usize>(ci >> 3) * blockBytes + (<usize>(ci & 7) << 2);
+    transpose4(sp, sp + plane, sp + 2 * plane, sp + 3 * plane, dp, 32, hi - lo);
   }
   for (; ci < C; ci++) {
     let sp = src0 + <usize>ci * plane;
-    let dp = d0 + (<usize>ci << 2);
+    let dp = d0 + <usize>(ci >> 3) * blockBytes + (<usize>(ci & 7) << 2);
     for (let c = lo; c < hi; c++) {
       store<f32>(dp, load<f32>(sp));
       sp += 4;
-      dp += cstride;
+      dp += 32;
     }
   }
 }
 
-/** dzT[n][g][oh][ow][Cq] = dz[n][g*CO + co][oh][ow] (0 for co >= CO). Task (n, g, oh). */
+/** dzT[n][g][cob][oh][ow][4] = dz[n][g*CO + 4*cob + j][oh][ow] (0 for co >= CO): blocks of 4 channels. Task (n, g, oh). */
 export function pack_dz_nhwc(p: usize, task: i32, tid: i32): void {
   const CO = pi(p, WN_CO), Cq = pi(p, WN_CQ), Ho = pi(p, WN_HO), Wo = pi(p, WN_WO);
   const dz = pu(p, WN_DZ), dzT = pu(p, WN_DZT);
   const oh = task % Ho;
   const ng = task / Ho;
-  const dst = at(dzT, (ng * Ho + oh) * Wo * Cq);
-  if (Cq > CO) memory.fill(dst, 0, <usize>(Wo * Cq) << 2);
-  const cstride = <usize>Cq << 2;
+  const nbq = Cq >> 2;
+  const rowBytes = <usize>(Wo * 4) << 2, blockBytes = <usize>Ho * rowBytes;
+  const dst = at(dzT, (ng * nbq * Ho + oh) * Wo * 4);
   const plane = <usize>(Ho * Wo) << 2;
   const src0 = at(dz, ng * CO * Ho * Wo + oh * Wo);
   let co = 0;
   for (; co + 4 <= CO; co += 4) {
     const sp = src0 + <usize>co * plane;
-    transpose4(sp, sp + plane, sp + 2 * plane, sp + 3 * plane, dst + (<usize>co << 2), cstride, Wo);
+    transpose4(sp, sp + plane, sp + 2 * plane, sp + 3 * plane, dst + <usize>(co >> 2) * blockBytes, 16, Wo);
   }
-  for (; co < CO; co++) {
-    let sp = src0 + <usize>co * plane;
-    let dp = dst + (<usize>co << 2);
-    for (let ow = 0; ow < Wo; ow++) {
-      store<f32>(dp, load<f32>(sp));
-      sp += 4;
-      dp += cstride;
+  if (co < CO) {
+    const db = dst + <usize>(co >> 2) * blockBytes;
+    memory.fill(db, 0, rowBytes);
+    for (let j = 0; co < CO; co++, j++) {
+      let sp = src0 + <usize>co * plane;
+      let dp = db + (<usize>j << 2);
+      for (let ow = 0; ow < Wo; ow++) {
+        store<f32>(dp, load<f32>(sp));
+        sp += 4;
+        dp += 16;
+      }
     }
   }
 }
 
-/** Partial gW of output rows oh0..oh1-1 of image n. Partial layout [g][cob][tap][cib][4 co][8 ci]. */
+/**
+ * Partial gW of output rows oh0..oh1-1 of image n. Partial layout [g][cob][tap][cib][4 co][8 ci].
+ * A pass (cob, cib, tap) runs over all the chunk's rows with its 8 accumulators in registers and
+ * stores them once; its x and dz blocks are contiguous rows, read in order.
+ */
 export function wgrad_nhwc(p: usize, task: i32, tid: i32): void {
   const G = pi(p, WN_G), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ), R = pi(p, WN_R), Wp = pi(p, WN_WP);
   const kH = pi(p, WN_KH), kW = pi(p, WN_KW), sH = pi(p, WN_SH), sW = pi(p, WN_SW);
@@ -757,42 +803,43 @@ export function wgrad_nhwc(p: usize, task: i32, tid: i32): void {
   const T = kH * kW, nbq = Cq >> 2, nbc = Cp >> 3;
   const partFloats = G * Cq * T * Cp;
   const part = pu(p, WN_PART) + (<usize>task * <usize>partFloats << 2);
-  const xStep = <usize>(sW * Cp) << 2, dStep = <usize>Cq << 2;
+  const xStep = <usize>sW << 5, xRowStep = <usize>(sH * Wp) << 5, dRowBytes = <usize>Wo << 4;
   for (let g = 0; g < G; g++) {
-    for (let oh = oh0; oh < oh1; oh++) {
-      const dzRow = at(dzT, ((n * G + g) * Ho + oh) * Wo * Cq);
-      const dEnd = dzRow + <usize>Wo * dStep;
-      for (let kh = 0; kh < kH; kh++) {
-        const xRow = at(xT, ((n * G + g) * R + oh * sH + kh * dH) * Wp * Cp);
-        for (let kw = 0; kw < kW; kw++) {
-          const xb = at(xRow, kw * dW * Cp);
-          const tap = kh * kW + kw;
-          for (let cob = 0; cob < nbq; cob++) {
-            for (let cib = 0; cib < nbc; cib++) {
+    {
+      const ob = oh0, rows = oh1 - oh0;
+      for (let cob = 0; cob < nbq; cob++) {
+        const dzBlock = at(dzT, (((n * G + g) * nbq + cob) * Ho + ob) * Wo * 4);
+        for (let cib = 0; cib < nbc; cib++) {
+          const xBlock = at(xT, (((n * G + g) * nbc + cib) * R + ob * sH) * Wp * 8);
+          for (let kh = 0; kh < kH; kh++) {
+            for (let kw = 0; kw < kW; kw++) {
+              const tap = kh * kW + kw;
               const tile = part + (<usize>((((g * nbq + cob) * T + tap) * nbc + cib)) << 7);
-              // The chunk's first row starts the tile (no zero-fill pass); later rows add to it.
               let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
               let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
-              if (oh != oh0) {
-                a00 = v128.load(tile); a01 = v128.load(tile, 16); a10 = v128.load(tile, 32); a11 = v128.load(tile, 48);
-                a20 = v128.load(tile, 64); a21 = v128.load(tile, 80); a30 = v128.load(tile, 96); a31 = v128.load(tile, 112);
-              }
-              let xp = xb + (<usize>cib << 5);
-              for (let dp = dzRow + (<usize>cob << 4); dp < dEnd; dp += dStep) {
-                const x0 = v128.load(xp), x1 = v128.load(xp, 16);
-                let wv = v128.load32_splat(dp);
-                a00 = f32x4.add(a00, f32x4.mul(x0, wv));
-                a01 = f32x4.add(a01, f32x4.mul(x1, wv));
-                wv = v128.load32_splat(dp, 4);
-                a10 = f32x4.add(a10, f32x4.mul(x0, wv));
-                a11 = f32x4.add(a11, f32x4.mul(x1, wv));
-                wv = v128.load32_splat(dp, 8);
-                a20 = f32x4.add(a20, f32x4.mul(x0, wv));
-                a21 = f32x4.add(a21, f32x4.mul(x1, wv));
-                wv = v128.load32_splat(dp, 12);
-                a30 = f32x4.add(a30, f32x4.mul(x0, wv));
-                a31 = f32x4.add(a31, f32x4.mul(x1, wv));
-                xp += xStep;
+              let xRow = xBlock + (<usize>(kh * dH * Wp + kw * dW) << 5);
+              let dRow = dzBlock;
+              for (let r = 0; r < rows; r++) {
+                let xp = xRow;
+                const dEnd = dRow + dRowBytes;
+                for (let dp = dRow; dp < dEnd; dp += 16) {
+                  const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+                  let wv = v128.load32_splat(dp);
+                  a00 = f32x4.add(a00, f32x4.mul(x0, wv));
+                  a01 = f32x4.add(a01, f32x4.mul(x1, wv));
+                  wv = v128.load32_splat(dp, 4);
+                  a10 = f32x4.add(a10, f32x4.mul(x0, wv));
+                  a11 = f32x4.add(a11, f32x4.mul(x1, wv));
+                  wv = v128.load32_splat(dp, 8);
+                  a20 = f32x4.add(a20, f32x4.mul(x0, wv));
+                  a21 = f32x4.add(a21, f32x4.mul(x1, wv));
+                  wv = v128.load32_splat(dp, 12);
+                  a30 = f32x4.add(a30, f32x4.mul(x0, wv));
+                  a31 = f32x4.add(a31, f32x4.mul(x1, wv));
+                  xp += xStep;
+                }
+                xRow += xRowStep;
+                dRow = dEnd;
               }
               v128.store(tile, a00); v128.store(tile, a01, 16); v128.store(tile, a10, 32); v128.store(tile, a11, 48);
               v128.store(tile, a20, 64); v128.store(tile, a21, 80); v128.store(tile, a30, 96); v128.store(tile, a31, 112);
