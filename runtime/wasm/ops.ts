@@ -345,7 +345,9 @@ export class ConvOps {
     const R = (this.Ho - 1) * c.strideH + (c.kH - 1) * c.dilationH + 1;
     const Wp = (this.Wo - 1) * c.strideW + (c.kW - 1) * c.dilationW + 1;
     const partBytes = G * Cq * T * Cp * 4;
-    const perImage = Math.max(1, Math.min(this.Ho, Math.ceil(TASKS / c.N), Math.floor(NHWC_PARTIALS / partBytes / c.N)));
+    // Half the usual task count: each task's passes run over its whole row chunk, so longer chunks run faster,
+    // and fewer partial gradients are summed afterwards; 24 tasks still balance a few threads.
+    const perImage = Math.max(1, Math.min(this.Ho, Math.ceil(TASKS / 2 / c.N), Math.floor(NHWC_PARTIALS / partBytes / c.N)));
     const ohc = Math.ceil(this.Ho / perImage);
     const tasks = c.N * Math.ceil(this.Ho / ohc);
     const xT = s.alloc(c.N * G * R * Wp * Cp * 4);
