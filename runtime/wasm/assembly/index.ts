@@ -80,10 +80,19 @@ function packRows(
         if (hi > PW) hi = PW;
         if (lo > PW) lo = PW;
         if (hi < lo) hi = lo;
-        if (lo > 0) memory.fill(dph, 0, <usize>lo << 2);
         if (S == 1) {
-          if (hi > lo) memory.copy(at(dph, lo), at(srow, lo - padL), <usize>(hi - lo) << 2);
-        } else {
+          // Rows here are short (a depthwise plane is tens of floats): vector moves and single stores beat
+          // memory.fill / memory.copy calls.
+          for (let j = 0; j < lo; j++) store<f32>(at(dph, j), 0);
+          let d = at(dph, lo), sp = at(srow, lo - padL);
+          const dEnd = at(dph, hi);
+          for (; d + 16 <= dEnd; d += 16, sp += 16) v128.store(d, v128.load(sp));
+          for (; d < dEnd; d += 4, sp += 4) store<f32>(d, load<f32>(sp));
+          for (let j = hi; j < PW; j++) store<f32>(at(dph, j), 0);
+          continue;
+        }
+        if (lo > 0) memory.fill(dph, 0, <usize>lo << 2);
+        {
           let sp = at(srow, lo * S + ph - padL);
           const step = <usize>S << 2;
           for (let j = lo; j < hi; j++) {
