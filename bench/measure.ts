@@ -20,14 +20,27 @@ export const gflops = (flops: number, ms: number): string => (flops / ms / 1e6).
 
 export type Fn = () => Promise<unknown>;
 
+async function settleBefore(task: Fn, settle: Settle): Promise<void> {
+  if (settle.idleMs > 0) await new Promise((resolve) => setTimeout(resolve, settle.idleMs));
+  if (settle.warm) await task();
+}
+
+/** How `interleaved` starts each task's samples in a round. */
+export interface Settle {
+  /** Idle time before the task's first call of the round (untimed). */
+  idleMs: number;
+  /** One untimed call of the task before its timed ones. */
+  warm: boolean;
+}
+
 /**
  * Runs `tasks` interleaved: `rounds` tinybench runs of `iterations` each, the task order rotating every round.
- * `warmEach`: one untimed call of a task before its samples in every round, so that the previous task's tail
- * (a peer's pool threads still spinning after its call, caches holding its data) lands on that call, not on
- * a timed one: every task is timed in the steady state of repeated calls.
+ * `settle`: before a task's samples in a round, an idle pause and one untimed call, so that the previous
+ * task's tail (a peer's pool threads still spinning after its calls, caches holding its data) has ended,
+ * and every task is timed in the steady state of its own repeated calls, as if it ran alone.
  */
 export async function interleaved(
-  tasks: Record<string, Fn>, rounds: number, iterations: number, warmEach = false,
+  tasks: Record<string, Fn>, rounds: number, iterations: number, settle?: Settle,
 ): Promise<Record<string, Stat>> {
   const names = Object.keys(tasks);
   const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
@@ -36,7 +49,7 @@ export async function interleaved(
     const bench = new Bench({ time: 0, iterations, warmup: false, retainSamples: true, throws: true });
     for (let i = 0; i < names.length; i++) {
       const name = names[(i + r) % names.length];
-      bench.add(name, tasks[name], warmEach ? { beforeAll: async () => { await tasks[name](); } } : {});
+      bench.add(name, tasks[name], settle ? { beforeAll: () => settleBefore(tasks[name], settle) } : {});
     }
     await bench.run();
     for (const task of bench.tasks) {

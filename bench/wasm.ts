@@ -22,6 +22,13 @@ import { cell, fmt, gflops, interleaved, stat, type Fn, type Stat } from './meas
 import { LAYERS } from './layers.js';
 import { rng } from '../codegen/tuning/measure.js';
 
+/**
+ * Before each implementation's samples in a round: 50 ms idle, then one untimed call. onnxruntime-web's pool
+ * threads spin after its calls and slowed whatever ran next in this process (our depthwise layer d measured
+ * 3.0 ms interleaved against 1.8 ms alone); settled, each library's figures match it run alone in its own process.
+ */
+const SETTLE = { idleMs: 50, warm: true };
+
 /** 128-bit WASM SIMD peak per core on this machine (shared/PLATFORM.md). */
 const PEAK_PER_CORE = 58.6;
 
@@ -80,6 +87,15 @@ function targetVerdicts(results: { key: string; speedup: number; peakShare: numb
         'measure on this host');
   }
   return lines;
+}
+
+/**
+ * Timed runs per round for a layer: a layer of a few milliseconds (depthwise d) gets 4x as many, so that its
+ * median rests on ~100 samples and a few slow moments of this shared host cannot move it (the same for every peer).
+ */
+function layerIterations(flops: number, iterations: number, quick: boolean, key: string): number {
+  if (quick) return key === 'e' ? 1 : iterations;
+  return flops < 0.1e9 ? 4 * iterations : iterations;
 }
 
 /** Medians over `runs` training steps of the forward, the backward and the backward's kernel groups (ms, wall clock). */
@@ -189,7 +205,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
         ours: () => layer.forward(x, 'tune', { requiresGrad: false }),
         ort: () => ort.run(),
         tfjs: () => tf.run(),
-      }, rounds, key === 'e' && opts.quick ? 1 : iterations, true);
+      }, rounds, layerIterations(flops, iterations, opts.quick ?? false, key), SETTLE);
       const speedup = st.ort.median / st.ours.median;
       ratios.push(speedup);
       const ourG = flops / st.ours.median / 1e6;
@@ -210,7 +226,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
             await layer.forward(x, 'tune');
             return layer.backward(gy);
           },
-        }, rounds, iterations, true);
+        }, rounds, iterations, SETTLE);
         await layer.forward(x, 'tune');
         await layer.backward(gy);
         const m = layer.memory();
@@ -245,8 +261,10 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
   ];
   const markdown = [
     `Float32, N = 8, forward in tune mode (BN applied while packing weights), ${threads} threads, ` +
-    `medians of ${rounds} interleaved rounds x ${iterations} runs (min–max; each round starts an implementation ` +
-    `with one untimed call, so that the previous one's still-spinning threads and cache contents land on that call). Peak: ${peak.toFixed(0)} GFLOP/s ` +
+    `medians of ${rounds} interleaved rounds x ${iterations} runs (${4 * iterations} for layer d, a few ms each) (min–max). Each implementation starts its ` +
+    `samples in a round after ${SETTLE.idleMs} ms idle and one untimed call: onnxruntime-web's pool threads spin after its ` +
+    `calls, and without the pause they slowed whatever ran next in this process; with it, each library measures as it ` +
+    `does run alone in a process of its own. Peak: ${peak.toFixed(0)} GFLOP/s ` +
     `(${PEAK_PER_CORE} per core, 128-bit SIMD, from shared/PLATFORM.md). Times include copying x in and y out.`,
     '',
     ...header,

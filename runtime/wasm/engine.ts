@@ -273,12 +273,12 @@ class WasmLayer implements ConvBNLayer {
     const h = this.heap;
     const C = this.config.Cout;
     return {
-      weight: h.f32(this.p.weight, this.sizes.weight).slice(),
-      ...(this.p.bias ? { bias: h.f32(this.p.bias, C).slice() } : {}),
-      gamma: h.f32(this.p.gamma, C).slice(),
-      beta: h.f32(this.p.beta, C).slice(),
-      runningMean: h.f32(this.p.rm, C).slice(),
-      runningVar: h.f32(this.p.rv, C).slice(),
+      weight: h.copyOut(this.p.weight, this.sizes.weight),
+      ...(this.p.bias ? { bias: h.copyOut(this.p.bias, C) } : {}),
+      gamma: h.copyOut(this.p.gamma, C),
+      beta: h.copyOut(this.p.beta, C),
+      runningMean: h.copyOut(this.p.rm, C),
+      runningVar: h.copyOut(this.p.rv, C),
     };
   }
 
@@ -316,8 +316,8 @@ class WasmLayer implements ConvBNLayer {
     return this.engine.exclusive(async () => {
       const f = this.ensureFolded();
       return {
-        weight: this.heap.f32(f.weight, this.sizes.weight).slice(),
-        bias: this.heap.f32(f.bias, this.config.Cout).slice(),
+        weight: this.heap.copyOut(f.weight, this.sizes.weight),
+        bias: this.heap.copyOut(f.bias, this.config.Cout),
       };
     });
   }
@@ -429,7 +429,7 @@ class WasmLayer implements ConvBNLayer {
           break;
         }
       }
-      const y = this.heap.f32(yb, ySize).slice();
+      const y = this.heap.copyOut(yb, ySize);
       if (requiresGrad) {
         const keep = [xb, zb, mean, invstd].filter((v) => v !== 0);
         step.releaseExcept(...keep);
@@ -487,9 +487,9 @@ class WasmLayer implements ConvBNLayer {
           await this.ops.wgrad(step, held.x, dy, gw);
           await this.ops.dgrad(step, dy, f.weight, 0, gx);
           grads = {
-            gradX: h.f32(gx, this.sizes.x).slice(),
-            gradFoldedWeight: h.f32(gw, wN).slice(),
-            gradFoldedBias: h.f32(gbias, C).slice(),
+            gradX: h.copyOut(gx, this.sizes.x),
+            gradFoldedWeight: h.copyOut(gw, wN),
+            gradFoldedBias: h.copyOut(gbias, C),
           };
           break;
         }
@@ -516,7 +516,7 @@ class WasmLayer implements ConvBNLayer {
             gradGamma[o] = acc * invstd[o];
           }
           grads = {
-            gradX: h.f32(gx, this.sizes.x).slice(),
+            gradX: h.copyOut(gx, this.sizes.x),
             gradWeight,
             ...(b ? { gradBias: Float32Array.from(gbF, (v, o) => v * s[o]) } : {}),
             gradGamma,
@@ -533,11 +533,11 @@ class WasmLayer implements ConvBNLayer {
           await this.ops.wgrad(step, held.x, dz, gw);
           await this.ops.dgrad(step, dz, this.p.weight, 0, gx);
           grads = {
-            gradX: h.f32(gx, this.sizes.x).slice(),
-            gradWeight: h.f32(gw, wN).slice(),
-            ...(this.p.bias ? { gradBias: h.f32(gbias, C).slice() } : {}),
-            gradGamma: h.f32(ggamma, C).slice(),
-            gradBeta: h.f32(gbeta, C).slice(),
+            gradX: h.copyOut(gx, this.sizes.x),
+            gradWeight: h.copyOut(gw, wN),
+            ...(this.p.bias ? { gradBias: h.copyOut(gbias, C) } : {}),
+            gradGamma: h.copyOut(ggamma, C),
+            gradBeta: h.copyOut(gbeta, C),
           };
           break;
         }
@@ -554,15 +554,15 @@ class WasmLayer implements ConvBNLayer {
           if (held.recompute) step.free(z);
           await this.ops.wgrad(step, held.x, dz, gw);
           await this.ops.dgrad(step, dz, this.p.weight, 0, gx);
-          const gradWeight = h.f32(gw, wN).slice();
+          const gradWeight = h.copyOut(gw, wN);
           this.fixTrainGradWeight(held, ggamma, gradWeight);
           grads = {
-            gradX: h.f32(gx, this.sizes.x).slice(),
+            gradX: h.copyOut(gx, this.sizes.x),
             gradWeight,
             // BN subtracts the batch mean: the conv bias has no effect, its gradient is exactly 0.
             ...(this.p.bias ? { gradBias: new Float32Array(C) } : {}),
-            gradGamma: h.f32(ggamma, C).slice(),
-            gradBeta: h.f32(gbeta, C).slice(),
+            gradGamma: h.copyOut(ggamma, C),
+            gradBeta: h.copyOut(gbeta, C),
           };
           break;
         }
