@@ -7,7 +7,10 @@
 // TUNE: s = gamma / sqrt(var + eps) is per output channel, so conv(x, W * s) =
 // s * conv(x, W): the epilogue writes acc * s + b', b' = (b - mean) * s + beta.
 // No W' buffer, no transform pass, and no multiply per weight load.
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+// x is read as XElement: vec4<f32> for flattened 1x1 convs whose planes and tiles come in fours
+// (one per-lane load for four pixels), else f32.
+//@insert X_ELEMENT
+@group(0) @binding(0) var<storage, read> x: array<XElement>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;

@@ -130,6 +130,8 @@ function randomConfigs(seed: number, count: number): ConvBNConfig[] {
 /** Configs chosen to reach the paths random draws hit rarely: 1x1 flattening, stride 2 phases, depthwise x2. */
 const FIXED: ConvBNConfigInput[] = [
   { N: 2, Cin: 6, Cout: 4, H: 5, W: 7, kernel: 1, bias: true },
+  // A 1x1 whose planes come in fours: the heuristic flattened tile reads x as vec4 (the odd-tile family does not).
+  { N: 2, Cin: 5, Cout: 4, H: 4, W: 8, kernel: 1 },
   { N: 2, Cin: 4, Cout: 6, H: 9, W: 8, kernel: 3, stride: 2, padding: [1, 0, 2, 1], bias: false },
   { N: 1, Cin: 3, Cout: 6, H: 7, W: 6, kernel: [3, 2], padding: [2, 1], dilation: [2, 1], groups: 3 },
   { N: 2, Cin: 3, Cout: 4, H: 11, W: 10, kernel: 5, stride: [2, 3], padding: 2 },
@@ -192,6 +194,19 @@ describe('kernel selection (no device)', () => {
     const other = normalizeConfig({ N: 8, Cin: 8, Cout: 6, H: 6, W: 6, kernel: 3, padding: 1 });
     cache.store(GENERIC_CPU.key, other, { forward: choice });
     expect(selectKernels(other, { profile: GENERIC_CPU, cache }).forward).toEqual(selectKernels(other, { profile: GENERIC_CPU }).forward);
+  });
+
+  test('flattened 1x1 forwards read x as vec4 exactly when planes and tiles come in fours', () => {
+    const fwd = (input: ConvBNConfigInput, tile?: PassChoice) => {
+      const c = normalizeConfig(input);
+      const step = planFor('tune', c, { target: { profile: GENERIC_CPU, ...(tile ? { force: { forward: tile } } : {}) } }).forward[0];
+      expect(step.variant.params?.FLAT).toBe(1);
+      return generateKernel(step.variant, c).code;
+    };
+    expect(fwd({ N: 2, Cin: 5, Cout: 4, H: 4, W: 8, kernel: 1 })).toContain('alias XElement = vec4<f32>;');
+    expect(fwd({ N: 2, Cin: 6, Cout: 4, H: 5, W: 7, kernel: 1 })).toContain('alias XElement = f32;');
+    expect(fwd({ N: 2, Cin: 5, Cout: 4, H: 4, W: 8, kernel: 1 },
+      { algo: 'reg', tile: { CO_B: 1, PY: 1, PX: 7, UNROLL_KH: 0, FLAT: 1 } })).toContain('alias XElement = f32;');
   });
 
   test('a forced tile that does not fit is refused naming the problem', () => {
