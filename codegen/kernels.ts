@@ -19,7 +19,7 @@ import type { TemplateName } from '../templates/generated.js';
 import { tensorSizes, type ConvBNConfig } from './config.js';
 import { BLOCKED_WORKGROUP_SIZE } from './tiles/common.js';
 import { expandDgradReg } from './tiles/dgrad.js';
-import { expandForwardReg } from './tiles/forward.js';
+import { expandForwardReg, expandStatsTiles } from './tiles/forward.js';
 import { expandDgradWg, expandForwardWg, expandWgradWg } from './tiles/igemm.js';
 import { expandWgradReduce, expandWgradReg, partialStride, wgradChunks } from './tiles/wgrad.js';
 
@@ -73,7 +73,7 @@ export const KERNELS = {
   conv_dgrad: { template: 'conv_dgrad', flags: ['TUNE'], grid: { kind: 'elements', over: 'x' }, workgroupSize: 64 },
   conv_wgrad: { template: 'conv_wgrad', flags: [], grid: { kind: 'elements', over: 'weight' }, workgroupSize: 64 },
   conv_fwd_reg: {
-    template: 'conv_fwd_reg', flags: ['TUNE'], params: CONV_PARAMS.forward, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
+    template: 'conv_fwd_reg', flags: ['TUNE', 'STATS'], params: CONV_PARAMS.forward, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
     expand: expandForwardReg,
   },
   conv_dgrad_reg: {
@@ -101,6 +101,11 @@ export const KERNELS = {
     expand: expandWgradReduce,
   },
   bn_stats: { template: 'bn_stats', flags: ['BATCH'], grid: { kind: 'channels' }, workgroupSize: 64 },
+  // Train's batch statistics from a STATS forward's per-tile partials; its params are that forward's tile.
+  bn_stats_tiles: {
+    template: 'bn_stats_tiles', flags: [], params: CONV_PARAMS.forward, grid: { kind: 'channels' }, workgroupSize: 64,
+    expand: expandStatsTiles,
+  },
   bn_apply: { template: 'bn_apply', flags: [], grid: { kind: 'elements', over: 'y' }, workgroupSize: 64 },
   bn_grad_reduce: { template: 'bn_grad_reduce', flags: ['BATCH'], grid: { kind: 'channels' }, workgroupSize: 64 },
   bn_grad_apply: { template: 'bn_grad_apply', flags: ['BATCH'], grid: { kind: 'elements', over: 'y' }, workgroupSize: 64 },
@@ -133,6 +138,7 @@ export function bindingElements(name: string, c: ConvBNConfig): number {
     case 'stats': return 2 * c.Cout;
     case 'channelGrads': return 3 * c.Cout;
     case 'partials': return wgradChunks(c) * partialStride(c);
+    case 'statsScratch': return s.y;
     default: throw new Error(`a template declares binding '${name}', which has no size rule in codegen/kernels.ts`);
   }
 }

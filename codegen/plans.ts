@@ -5,6 +5,7 @@
  */
 import type { ConvBNConfig, Mode } from './config.js';
 import { outputShape, tensorSizes } from './config.js';
+import { forwardStatsFit } from './tiles/forward.js';
 import { partialStride, wgradChunks, type KernelVariant } from './kernels.js';
 import type { DgradChoice, ForwardChoice, KernelChoice, WgradChoice } from './tuning/choice.js';
 import { selectKernels, type KernelTarget } from './tuning/select.js';
@@ -66,7 +67,7 @@ function convStep(choice: ForwardChoice, tune: boolean, weight: Role, channels: 
   const bind = { x: 'x', weight, channels, y: output } as const;
   switch (choice.algo) {
     case 'direct': return step('conv_forward', { TUNE: tune }, bind);
-    case 'reg': return step('conv_fwd_reg', { TUNE: tune }, bind, tileParams(choice.tile));
+    case 'reg': return step('conv_fwd_reg', { TUNE: tune, STATS: false }, bind, tileParams(choice.tile));
     case 'wg': return step('conv_fwd_wg', { TUNE: tune }, bind, tileParams(choice.tile));
   }
 }
@@ -107,9 +108,22 @@ function wgradSteps(
   return [pass1, reduce];
 }
 
-/** conv -> BN (batch or running stats) as two ops; the conv output z is kept for backward. */
-function bnPlan(k: KernelChoice, batch: boolean, recompute: boolean, scalarWeights: boolean): ModePlan {
+/**
+ * conv -> BN (batch or running stats) as two ops; the conv output z is kept for backward.
+ * Train with a register-blocked forward whose tile partials fit: the conv's epilogue also writes
+ * per-tile statistics (into y, free until bn_apply) and bn_stats_tiles merges them, instead of
+ * bn_stats reading z again. A recompute in backward runs the plain conv.
+ */
+function bnPlan(k: KernelChoice, batch: boolean, recompute: boolean, scalarWeights: boolean, c: ConvBNConfig): ModePlan {
   const conv = convStep(k.forward, false, 'weight', 'channels', 'z');
+  const tileStats = batch && k.forward.algo === 'reg' && forwardStatsFit(c, k.forward.tile);
+  const statsSteps = tileStats && k.forward.algo === 'reg'
+    ? [
+      step('conv_fwd_reg', { TUNE: false, STATS: true },
+        { x: 'x', weight: 'weight', channels: 'channels', y: 'z', statsScratch: 'y' }, tileParams(k.forward.tile)),
+      step('bn_stats_tiles', {}, { statsScratch: 'y', channels: 'channels', stats: 'stats' }, tileParams(k.forward.tile)),
+    ]
+    : [conv, step('bn_stats', { BATCH: batch }, { z: 'z', channels: 'channels', stats: 'stats' })];
   const backward = [
     step('bn_grad_reduce', { BATCH: batch },
       { gradOut: 'gradY', z: 'z', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads' }),
@@ -122,8 +136,7 @@ function bnPlan(k: KernelChoice, batch: boolean, recompute: boolean, scalarWeigh
   ];
   return {
     forward: [
-      conv,
-      step('bn_stats', { BATCH: batch }, { z: 'z', channels: 'channels', stats: 'stats' }),
+      ...statsSteps,
       step('bn_apply', {}, { z: 'z', channels: 'channels', stats: 'stats', y: 'y' }),
     ],
     backward: recompute ? [conv, ...backward] : backward,
@@ -160,8 +173,8 @@ export interface PlanOptions {
 export function planFor(mode: Mode, c: ConvBNConfig, options: PlanOptions = {}): ModePlan {
   const k = options.kernels ?? selectKernels(c, options.target);
   switch (mode) {
-    case 'train': return bnPlan(k, true, options.recompute ?? false, hasScalarWeights(c));
-    case 'eval': return bnPlan(k, false, false, hasScalarWeights(c));
+    case 'train': return bnPlan(k, true, options.recompute ?? false, hasScalarWeights(c), c);
+    case 'eval': return bnPlan(k, false, false, hasScalarWeights(c), c);
     case 'tune': return foldedPlan(k, true);
     case 'deploy': return foldedPlan(k, false);
   }

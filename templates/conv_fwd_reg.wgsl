@@ -14,6 +14,9 @@
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+// STATS (train): per tile and channel, (count, mean, M2) of z into statsScratch (the y buffer, free
+// until bn_apply), so the batch statistics need no pass over z (bn_stats_tiles merges them).
+//@insert STATS_BINDING
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3u) {

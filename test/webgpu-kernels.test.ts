@@ -209,6 +209,24 @@ describe('kernel selection (no device)', () => {
       { algo: 'reg', tile: { CO_B: 1, PY: 1, PX: 7, UNROLL_KH: 0, FLAT: 1 } })).toContain('alias XElement = f32;');
   });
 
+  test('train statistics come from the forward epilogue (bn_stats_tiles) where a register tile\'s partials fit in y', () => {
+    const plan = (input: ConvBNConfigInput, profile = GENERIC_CPU, recompute = false) =>
+      planFor('train', normalizeConfig(input), { recompute, target: { profile } });
+    const kinds = (steps: readonly { variant: { kind: string } }[]) => steps.map((st) => st.variant.kind);
+    const layer = { N: 2, Cin: 4, Cout: 8, H: 12, W: 12, kernel: 3, padding: 1 };
+    const train = plan(layer);
+    expect(kinds(train.forward)).toEqual(['conv_fwd_reg', 'bn_stats_tiles', 'bn_apply']);
+    expect(train.forward[0].variant.flags.STATS).toBe(true);
+    expect(train.forward[0].bind.statsScratch).toBe('y');
+    expect(train.forward[1].variant.params).toEqual(train.forward[0].variant.params);
+    // Recompute's backward conv only rebuilds z; eval and the GPU path keep bn_stats.
+    expect(plan(layer, GENERIC_CPU, true).backward[0].variant.flags.STATS).toBe(false);
+    expect(kinds(planFor('eval', normalizeConfig(layer), { target: { profile: GENERIC_CPU } }).forward)).toContain('bn_stats');
+    expect(kinds(plan(layer, GENERIC_GPU).forward)).toEqual(['conv_fwd_wg', 'bn_stats', 'bn_apply']);
+    // Two values per channel, one per tile: 3 floats per tile do not fit in y.
+    expect(kinds(plan({ N: 2, Cin: 2, Cout: 2, H: 1, W: 1, kernel: 1 }).forward)).toEqual(['conv_fwd_reg', 'bn_stats', 'bn_apply']);
+  });
+
   test('a forced tile that does not fit is refused naming the problem', () => {
     const c = normalizeConfig({ N: 1, Cin: 4, Cout: 6, H: 5, W: 5, kernel: 3 });
     expect(() => planFor('tune', c, { target: { force: { forward: { algo: 'reg', tile: { CO_B: 4, PY: 1, PX: 4, UNROLL_KH: 0, FLAT: 0 } } } } }))
@@ -234,6 +252,32 @@ describe.skipIf(!device)('every kernel family against the float64 oracle', () =>
       }
       expect(failures).toEqual([]);
     });
+  });
+
+  test('train statistics from tile partials: a constant channel gets exactly its value as mean and 0 as variance', async () => {
+    const c = normalizeConfig({ N: 2, Cin: 3, Cout: 4, H: 7, W: 9, kernel: 3, padding: 1 });
+    const engine = await createWebGPUEngine({ device: device! });
+    try {
+      expect(planFor('train', c, { target: new PipelineCache(device!).target }).forward.map((st) => st.variant.kind))
+        .toContain('bn_stats_tiles');
+      const params = randomParams(mulberry32(5), c);
+      // Zero weights: z is the bias, one constant per channel, so xhat = 0 and y = beta exactly.
+      params.weight.fill(0);
+      const layer = engine.createLayer(c, params);
+      const y = await layer.forward(randomTensor(mulberry32(6), tensorSizes(c).x), 'train', { requiresGrad: false });
+      const after = await layer.getParameters();
+      layer.destroy();
+      const plane = y.length / (c.N * c.Cout);
+      for (let i = 0; i < y.length; i++) expect(y[i]).toBe(params.beta[Math.floor(i / plane) % c.Cout]);
+      for (let o = 0; o < c.Cout; o++) {
+        // Unbiased variance 0: the running variance only decays; the running mean moves towards the bias.
+        expect(after.runningVar[o]).toBeCloseTo((1 - c.momentum) * params.runningVar[o], 6);
+        expect(after.runningMean[o]).toBeCloseTo((1 - c.momentum) * params.runningMean[o] + c.momentum * params.bias![o], 6);
+      }
+      expect(engine.uncapturedErrors).toEqual([]);
+    } finally {
+      engine.destroy();
+    }
   });
 
   // train (TUNE off, wgrad_reduce without FOLD) and tune (TUNE on, FOLD on) reach every tile-dependent kernel;

@@ -46,6 +46,53 @@ export function forwardTileProblem(c: ConvBNConfig, t: ForwardTile): string | un
   return undefined;
 }
 
+/** Tiles of the forward grid: images x tile rows x tile columns (a flattened 1x1 is one row per image). */
+export function forwardTileCount(c: ConvBNConfig, t: ForwardTile): number {
+  const out = outputShape(c);
+  const flat = t.FLAT === 1;
+  return c.N * ceilDiv(flat ? 1 : out.H, t.PY) * ceilDiv(flat ? out.H * out.W : out.W, t.PX);
+}
+
+/**
+ * STATS (train): each invocation also writes, per channel, its tile's (count, mean, M2) of z into the
+ * y buffer, which is free until bn_apply: 3 floats per tile and channel must fit in y.
+ */
+export function forwardStatsFit(c: ConvBNConfig, t: ForwardTile): boolean {
+  const out = outputShape(c);
+  return 3 * forwardTileCount(c, t) <= c.N * out.H * out.W;
+}
+
+/**
+ * The STATS epilogue of channel j: count, mean and M2 of the tile's valid z values, shifted by the
+ * first one (a constant channel gets its value as mean and exactly 0 as M2), at statsScratch
+ * [(channel * TILE_COUNT + tile) * 3]. bn_stats_tiles merges them (Chan et al.) in tile order.
+ */
+function tileStats(j: number, PY: number, PX: number, guard: (r: number, p: number) => string[]): string[] {
+  const z = (r: number, p: number) => `(a${j}_${r}_${p} + shift)`;
+  const lines = [`let z0 = ${z(0, 0)};`, 'var count = 0.0;', 'var sum_d = 0.0;'];
+  const each = (body: (r: number, p: number) => string) => {
+    for (let r = 0; r < PY; r++) {
+      for (let p = 0; p < PX; p++) {
+        const g = guard(r, p);
+        lines.push(g.length ? `if (${g.join(' && ')}) { ${body(r, p)} }` : body(r, p));
+      }
+    }
+  };
+  each((r, p) => `count += 1.0; sum_d += ${z(r, p)} - z0;`);
+  lines.push('let mean_d = sum_d / count;', 'var m2 = 0.0;');
+  each((r, p) => `{ let e = (${z(r, p)} - z0) - mean_d; m2 += e * e; }`);
+  lines.push('let at = (co * TILE_COUNT + tile) * 3u;',
+    'statsScratch[at] = count;', 'statsScratch[at + 1u] = z0 + mean_d;', 'statsScratch[at + 2u] = m2;');
+  return lines;
+}
+
+/** bn_stats_tiles: the tile count of the STATS forward whose partials it merges. */
+export function expandStatsTiles(variant: KernelVariant, c: ConvBNConfig): Expansion {
+  const t = forwardTileOf(variant);
+  if (!forwardStatsFit(c, t)) throw new TileMismatchError('bn_stats_tiles', 'the tile partials do not fit in y');
+  return { constants: { TILE_COUNT: forwardTileCount(c, t) }, inserts: {}, workgroups: c.Cout };
+}
+
 export function forwardTileOf(variant: KernelVariant): ForwardTile {
   const p = variant.params;
   return {
@@ -59,6 +106,9 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
   const problem = forwardTileProblem(c, t);
   if (problem) throw new TileMismatchError('conv_fwd_reg', problem);
   const tune = variant.flags.TUNE === true;
+  const stats = variant.flags.STATS === true;
+  if (stats && !forwardStatsFit(c, t)) throw new TileMismatchError('conv_fwd_reg', 'STATS needs 3 floats per tile and channel to fit in y');
+  if (stats && tune) throw new TileMismatchError('conv_fwd_reg', 'STATS is for train mode, which never folds');
   const out = outputShape(c);
   const flat = t.FLAT === 1;
   // The virtual geometry: a flattened 1x1 conv is one row of H*W pixels per image.
@@ -168,6 +218,9 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
         epilogue.push(guard.length ? `  if (${guard.join(' && ')}) { ${store} }` : `  ${store}`);
       }
     }
+    if (stats) epilogue.push(...indent(tileStats(j, PY, PX, (r, p) => [
+      ...(rowGuard ? [`oh0 + ${u32(r)} < ${u32(VHOUT)}`] : []), ...(colGuard ? [`ow0 + ${u32(p)} < ${u32(VWOUT)}`] : []),
+    ]), 2).split('\n'));
     epilogue.push('}');
   }
 
@@ -178,6 +231,7 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
     },
     inserts: {
       X_ELEMENT: `alias XElement = ${vecX ? 'vec4<f32>' : 'f32'};`,
+      STATS_BINDING: stats ? '@group(0) @binding(4) var<storage, read_write> statsScratch: array<f32>;' : '',
       PROLOGUE: indent(prologue, 2), BODY: indent(body, 6), EPILOGUE: indent(epilogue, 2),
     },
     workgroups: ceilDiv(invocations, BLOCKED_WORKGROUP_SIZE),

@@ -60,8 +60,12 @@ export function channelCount(c: ConvBNConfig): number {
   return out.N * out.H * out.W;
 }
 
-/** 'bn_stats' and 'bn_grad_reduce' with BATCH reduce over the whole batch: chunked runs combine them on the host. */
+/**
+ * 'bn_stats' and 'bn_grad_reduce' with BATCH, and 'bn_stats_tiles' (train's statistics from the forward's
+ * tile partials), reduce over the whole batch: chunked runs combine them on the host.
+ */
 export function isBatchReduction(step: PlanStep): boolean {
+  if (step.variant.kind === 'bn_stats_tiles') return true;
   return (step.variant.kind === 'bn_stats' || step.variant.kind === 'bn_grad_reduce') && step.variant.flags.BATCH === true;
 }
 
@@ -86,12 +90,14 @@ function summable(step: PlanStep): boolean {
  * (forward: bn_stats, backward: bn_grad_reduce).
  */
 export function unsplittableStep(plan: ModePlan): PlanStep | undefined {
-  const passes: [readonly PlanStep[], KernelKind][] = [[plan.forward, 'bn_stats'], [plan.backward, 'bn_grad_reduce']];
+  const passes: [readonly PlanStep[], readonly KernelKind[]][] = [
+    [plan.forward, ['bn_stats', 'bn_stats_tiles']], [plan.backward, ['bn_grad_reduce']],
+  ];
   for (const [steps, combinable] of passes) {
     let reductions = 0;
     for (const s of steps) {
       if (isBatchReduction(s)) {
-        if (s.variant.kind !== combinable || ++reductions > 1) return s;
+        if (!combinable.includes(s.variant.kind) || ++reductions > 1) return s;
       } else if (!summable(s)) {
         return s;
       }
