@@ -1,6 +1,7 @@
 // Forward convolution as an implicit GEMM with workgroup-memory tiling (GPUs):
 // per group, C (Cout/g x pixels) = W (Cout/g x Cin/g*kH*kW) * im2col(x), the
-// im2col read on the fly. TUNE: W' = W * s formed as A is loaded, b' in the store.
+// im2col read on the fly. TUNE: s is per output channel (a row of C), so
+// conv(x, W s) = s conv(x, W): the store writes acc * s + b', and A loads stay plain.
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;
@@ -16,7 +17,7 @@ fn scale_of(co: u32) -> f32 {
 
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
   let co = z * COUT_PER_GROUP + m;
-  return weight[co * (CIN_PER_GROUP * TAPS) + k] * scale_of(co);
+  return weight[co * (CIN_PER_GROUP * TAPS) + k];
 }
 
 fn load_b(z: u32, k: u32, n: u32) -> f32 {
@@ -34,10 +35,14 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
 
 fn store_c(z: u32, m: u32, n: u32, v: f32) {
   let co = z * COUT_PER_GROUP + m;
-  var shift = channels[CH_BIAS + co];
-  if (TUNE) { shift = (channels[CH_BIAS + co] - channels[CH_MEAN + co]) * scale_of(co) + channels[CH_BETA + co]; }
   let img = n / (HOUT * WOUT);
-  y[(img * COUT + co) * (HOUT * WOUT) + n % (HOUT * WOUT)] = v + shift;
+  let at = (img * COUT + co) * (HOUT * WOUT) + n % (HOUT * WOUT);
+  if (TUNE) {
+    let s = scale_of(co);
+    y[at] = fma(v, s, (channels[CH_BIAS + co] - channels[CH_MEAN + co]) * s + channels[CH_BETA + co]);
+  } else {
+    y[at] = v + channels[CH_BIAS + co];
+  }
 }
 
 fn store_row_sum(z: u32, m: u32, v: f32) {}
