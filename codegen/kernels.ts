@@ -12,7 +12,9 @@
  *   is dear and barriers are dearer.
  * - `conv_fwd_wg`, `conv_dgrad_wg`, `conv_wgrad_wg`: implicit GEMM with
  *   workgroup-memory tiling (discrete GPUs), one GEMM core for all three.
- * `wgrad_reduce` is the deterministic second pass of every chunked wgrad.
+ * `wgrad_reduce` is the deterministic second pass of every chunked wgrad;
+ * `bn_stats_tiles` merges the per-tile statistics a train-mode `conv_fwd_reg`
+ * (flag STATS) writes, in place of `bn_stats` reading z again.
  * codegen/tuning/select.ts picks per adapter and config; codegen/plans.ts binds.
  */
 import type { TemplateName } from '../templates/generated.js';
