@@ -677,13 +677,14 @@ export class WebGPULayer implements ConvBNLayer {
     await Promise.all(staging.map((s) => s.buffer.mapAsync(MapMode.READ, 0, s.bytes)));
     const out: Float32Array[] = [];
     for (const s of staging) {
-      const all = new Float32Array(s.buffer.getMappedRange(0, s.bytes).slice(0));
-      s.buffer.unmap();
+      // One copy per tensor, straight from the mapped range, each into an array of its own.
+      const range = s.buffer.getMappedRange(0, s.bytes);
       let offset = 0;
       for (const n of s.elements) {
-        out.push(all.slice(offset, offset + n));
+        out.push(new Float32Array(range, offset * 4, n).slice());
         offset += n;
       }
+      s.buffer.unmap();
     }
     if (out.length !== count) throw new Error(`read back ${out.length} tensors, expected ${count}`);
     return out;
