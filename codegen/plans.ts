@@ -62,12 +62,15 @@ export function hasScalarWeights(c: ConvBNConfig): boolean {
 
 const tileParams = (tile: object): Record<string, number> => ({ ...(tile as Record<string, number>) });
 
-/** The forward conv: x (* W') + b' into `output`. */
-function convStep(choice: ForwardChoice, tune: boolean, weight: Role, channels: Role, output: StepRole): PlanStep {
+/** The forward conv: x (* W') + b' into `output`; `statsScratch` (reg only): also its per-tile statistics there. */
+function convStep(
+  choice: ForwardChoice, tune: boolean, weight: Role, channels: Role, output: StepRole, statsScratch?: StepRole,
+): PlanStep {
   const bind = { x: 'x', weight, channels, y: output } as const;
   switch (choice.algo) {
     case 'direct': return step('conv_forward', { TUNE: tune }, bind);
-    case 'reg': return step('conv_fwd_reg', { TUNE: tune, STATS: false }, bind, tileParams(choice.tile));
+    case 'reg': return step('conv_fwd_reg', { TUNE: tune, STATS: statsScratch !== undefined },
+      statsScratch ? { ...bind, statsScratch } : bind, tileParams(choice.tile));
     case 'wg': return step('conv_fwd_wg', { TUNE: tune }, bind, tileParams(choice.tile));
   }
 }
@@ -108,6 +111,15 @@ function wgradSteps(
   return [pass1, reduce];
 }
 
+/** Train's conv and batch statistics from its tile partials, or undefined where the forward cannot write them. */
+function tileStatsSteps(choice: ForwardChoice, c: ConvBNConfig): PlanStep[] | undefined {
+  if (choice.algo !== 'reg' || !forwardStatsFit(c, choice.tile)) return undefined;
+  return [
+    convStep(choice, false, 'weight', 'channels', 'z', 'y'),
+    step('bn_stats_tiles', {}, { statsScratch: 'y', channels: 'channels', stats: 'stats' }, tileParams(choice.tile)),
+  ];
+}
+
 /**
  * conv -> BN (batch or running stats) as two ops; the conv output z is kept for backward.
  * Train with a register-blocked forward whose tile partials fit: the conv's epilogue also writes
@@ -116,14 +128,8 @@ function wgradSteps(
  */
 function bnPlan(k: KernelChoice, batch: boolean, recompute: boolean, scalarWeights: boolean, c: ConvBNConfig): ModePlan {
   const conv = convStep(k.forward, false, 'weight', 'channels', 'z');
-  const tileStats = batch && k.forward.algo === 'reg' && forwardStatsFit(c, k.forward.tile);
-  const statsSteps = tileStats && k.forward.algo === 'reg'
-    ? [
-      step('conv_fwd_reg', { TUNE: false, STATS: true },
-        { x: 'x', weight: 'weight', channels: 'channels', y: 'z', statsScratch: 'y' }, tileParams(k.forward.tile)),
-      step('bn_stats_tiles', {}, { statsScratch: 'y', channels: 'channels', stats: 'stats' }, tileParams(k.forward.tile)),
-    ]
-    : [conv, step('bn_stats', { BATCH: batch }, { z: 'z', channels: 'channels', stats: 'stats' })];
+  const statsSteps = (batch ? tileStatsSteps(k.forward, c) : undefined)
+    ?? [conv, step('bn_stats', { BATCH: batch }, { z: 'z', channels: 'channels', stats: 'stats' })];
   const backward = [
     step('bn_grad_reduce', { BATCH: batch },
       { gradOut: 'gradY', z: 'z', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads' }),

@@ -121,7 +121,8 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
   const { CO_B, PY, PX } = t;
   const tilesH = ceilDiv(VHOUT, PY);
   const tilesW = ceilDiv(VWOUT, PX);
-  const tileCount = c.N * tilesH * tilesW;
+  // The one tile count, shared with bn_stats_tiles (it reads the STATS partials by tile index).
+  const tileCount = forwardTileCount(c, t);
   const coBlocks = c.Cout / CO_B;
   const invocations = tileCount * coBlocks;
   const unrollKh = t.UNROLL_KH === 1 || c.kH === 1;

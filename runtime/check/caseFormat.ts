@@ -8,6 +8,7 @@ import {
   type ConvBNConfig, type ConvBNConfigInput, type Mode, type OutputShape,
 } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
+import type { ConvBNParamsInput } from '../types.js';
 
 /** A case file as JSON (what the files hold and what test/oracle/makeCase writes). */
 export interface ConvBNCaseFile {
@@ -20,14 +21,9 @@ export interface ConvBNCaseFile {
   reference?: string;
 }
 
-export interface ConvBNCaseInputs {
+/** A case's parameters (the runtime's own parameter type) with its x and gradY. */
+export interface ConvBNCaseInputs extends ConvBNParamsInput {
   x: Float32Array;
-  weight: Float32Array;
-  bias?: Float32Array;
-  gamma: Float32Array;
-  beta: Float32Array;
-  runningMean: Float32Array;
-  runningVar: Float32Array;
   gradY: Float32Array;
 }
 

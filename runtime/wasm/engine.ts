@@ -520,7 +520,7 @@ class WasmLayer implements ConvBNLayer {
             gradWeight,
             ...(b ? { gradBias: Float32Array.from(gbF, (v, o) => v * s[o]) } : {}),
             gradGamma,
-            gradBeta: gbF.slice(),
+            gradBeta: h.copyOut(gbias, C),
           };
           break;
         }

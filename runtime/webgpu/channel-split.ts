@@ -16,6 +16,7 @@ import { checkFolded, checkMode, checkParams, checkTensor, mergeParams } from '.
 import { CALLER_ROLES, oversizedRole, planStepRoles, type BufferLimits } from './limits.js';
 import { WebGPULayer, type WebGPUContext } from './layer.js';
 import { withBatch } from './split.js';
+import { SerialQueue } from '../serial.js';
 
 export interface ChannelChunk {
   /** First output channel of the chunk in the layer. */
@@ -93,7 +94,7 @@ export class ChannelSplitLayer implements ConvBNLayer {
   readonly options: Readonly<Required<LayerOptions>>;
   private readonly subs: Sub[];
   private host: ConvBNParams | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private destroyed = false;
 
   constructor(ctx: WebGPUContext, readonly config: ConvBNConfig, chunks: readonly ChannelChunk[],
@@ -118,9 +119,7 @@ export class ChannelSplitLayer implements ConvBNLayer {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   private assertAlive(): void {

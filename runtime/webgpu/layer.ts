@@ -21,6 +21,7 @@ import { checkImageFits, largestBinding, planStepRoles, type BufferLimits } from
 import { DeviceLostError } from './lost.js';
 import type { PipelineCache } from './pipelines.js';
 import { batchChunks, channelCount, combineBatchStats, isBatchReduction, unsplittableStep, withBatch, type Chunk } from './split.js';
+import { SerialQueue } from '../serial.js';
 
 /** What a layer sees of its engine; device, pool and pipelines change when a lost device is replaced. */
 export interface WebGPUContext {
@@ -142,7 +143,7 @@ export class WebGPULayer implements ConvBNLayer {
   private lastPeak = 0;
   private destroyed = false;
   /** Calls on one layer run one at a time: forward and backward share held state. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(
     private readonly ctx: WebGPUContext,
@@ -161,9 +162,7 @@ export class WebGPULayer implements ConvBNLayer {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   private assertAlive(): void {
