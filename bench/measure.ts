@@ -15,7 +15,7 @@ export function stat(samples: number[]): Stat {
 }
 
 export const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
-export const cell = (st: Stat): string => `${fmt(st.median)} (${fmt(st.min)}–${fmt(st.max)})`;
+export const cell = (st: Pick<Stat, 'median' | 'min' | 'max'>): string => `${fmt(st.median)} (${fmt(st.min)}–${fmt(st.max)})`;
 export const gflops = (flops: number, ms: number): string => (flops / ms / 1e6).toFixed(1);
 
 export type Fn = () => Promise<unknown>;
@@ -60,3 +60,21 @@ export async function interleaved(
   return Object.fromEntries(names.map((n) => [n, stat(samples[n])]));
 }
 
+
+/** Per-call figures of tasks whose samples each held `reps[name]` calls (absent: 1). */
+export function perCall(stats: Record<string, Stat>, reps: Record<string, number>): Record<string, Stat> {
+  return Object.fromEntries(Object.entries(stats).map(([name, st]) => {
+    const k = reps[name] ?? 1;
+    return [name, { median: st.median / k, min: st.min / k, max: st.max / k, n: st.n }];
+  }));
+}
+
+/**
+ * Whether the module at `moduleUrl` is the script Node was started with (`npx tsx bench/x.ts`). Never in a
+ * bundle (scripts/bundle-node.mjs), where every module shares the bundle's URL.
+ */
+export function isEntryScript(moduleUrl: string): boolean {
+  if (typeof CONVBN_NODE_BUNDLE !== 'undefined' && CONVBN_NODE_BUNDLE) return false;
+  const script = globalThis.process?.argv?.[1];
+  return !!script && moduleUrl.endsWith(script.replace(/\\/g, '/').split('/').pop()!);
+}

@@ -13,13 +13,14 @@
  */
 import { configKey, normalizeConfig, tensorSizes, type ConvBNConfig } from '../codegen/config.js';
 import { resnet18Layers } from '../codegen/models/resnet18.js';
-import { DevicePlan, stepPlan } from '../codegen/tuning/measure.js';
+import { DevicePlan, repetitionsFor, stepPlan } from '../codegen/tuning/measure.js';
+import { TORCH_MODES, type TorchResults } from './peers/torch.js';
 import { acquireDevice } from '../runtime/webgpu/device.js';
 import { createWebGPUEngine } from '../runtime/webgpu/engine.js';
 import { PipelineCache } from '../runtime/webgpu/pipelines.js';
 import type { ConvBNLayer, Mode } from '../runtime/types.js';
 import { randomParams, rng } from '../codegen/tuning/measure.js';
-import { fmt, stat, type Stat } from './measure.js';
+import { fmt, isEntryScript, stat, type Stat } from './measure.js';
 
 const MODES = ['train', 'train+recompute', 'eval', 'tune', 'deploy'] as const;
 type ModeLabel = (typeof MODES)[number];
@@ -51,12 +52,20 @@ export interface Resnet18Options {
   rounds?: number;
   size?: number;
   batch?: number;
+  /** PyTorch's figures for the same layers (bench/peers/torch.ts), shown beside ours. */
+  torch?: TorchResults;
+}
+
+/** The input size and batch of the ResNet-18 section (CONVBN_RESNET_SIZE, CONVBN_RESNET_BATCH; default 112, 8). */
+export function resnetShape(): { size: number; batch: number } {
+  const env = globalThis.process?.env ?? {};
+  return { size: Number(env.CONVBN_RESNET_SIZE ?? 112), batch: Number(env.CONVBN_RESNET_BATCH ?? 8) };
 }
 
 export async function resnet18Section(opts: Resnet18Options = {}): Promise<string> {
-  const size = opts.size ?? Number(globalThis.process?.env?.CONVBN_RESNET_SIZE ?? 112);
   // The same shapes in --quick runs: llvmpipe compiles at first use (its disk cache then serves either run).
-  const batch = opts.batch ?? Number(globalThis.process?.env?.CONVBN_RESNET_BATCH ?? 8);
+  const size = opts.size ?? resnetShape().size;
+  const batch = opts.batch ?? resnetShape().batch;
   const rounds = opts.rounds ?? 3;
   const device = opts.device ?? (await acquireDevice()).device;
   const engine = await createWebGPUEngine({ device });
@@ -99,15 +108,22 @@ export async function resnet18Section(opts: Resnet18Options = {}): Promise<strin
         return [m, [...sp.forward, ...sp.backward]];
       }));
       const evalConvOnly = steps.eval.filter((s) => !s.variant.kind.startsWith('bn_'));
-      for (const mode of MODES) await plan.run(steps[mode]);
+      const onCpu = pipelines.target.profile?.isCpu ?? true;
+      const reps = new Map<ModeLabel | undefined, number>();
+      for (const mode of MODES) await plan.run(steps[mode]); // compiles (llvmpipe: at first dispatch)
       await plan.run(evalConvOnly);
+      for (const mode of [...MODES, undefined]) {
+        reps.set(mode, await repetitionsFor((t) => plan.run(mode ? steps[mode] : evalConvOnly, t), onCpu));
+      }
       for (let k = 0; k < rounds; k++) {
         for (let j = 0; j <= MODES.length; j++) {
           const mode = MODES[(j + k + i) % (MODES.length + 1)];
+          const times = reps.get(mode)!;
           const t = performance.now();
-          await plan.run(mode ? steps[mode] : evalConvOnly);
-          if (mode) totals[mode].gpuMs[k] += performance.now() - t;
-          else evalConvOnlyMs[k] += performance.now() - t;
+          await plan.run(mode ? steps[mode] : evalConvOnly, times);
+          const ms = (performance.now() - t) / times;
+          if (mode) totals[mode].gpuMs[k] += ms;
+          else evalConvOnlyMs[k] += ms;
         }
       }
       plan.destroy();
@@ -160,6 +176,7 @@ export async function resnet18Section(opts: Resnet18Options = {}): Promise<strin
     `kernels-only time, in the same rotation: the BatchNorm passes are ${(100 * (1 - floor)).toFixed(0)}% of an eval step ` +
     `on this adapter, and tune's kernels cannot take less than about ${floor.toFixed(2)}x eval's time${floor > 0.9 ? ' (the 0.90x target needs those passes to be at least 10% of the step)' : ''}.`,
     '',
+    ...torchLines(opts.torch, layers.map((l) => l.name), { evGpu, evHeld, ours: gpu, oursHeld: Object.fromEntries(MODES.map((m) => [m, totals[m].held])) }),
     '<details><summary>Per layer (median ms of one step; held MiB)</summary>',
     '',
     '| layer | shape | eval ms | tune ms | tune/eval | eval held | tune held | tune/eval |',
@@ -173,8 +190,40 @@ export async function resnet18Section(opts: Resnet18Options = {}): Promise<strin
   return lines.join('\n');
 }
 
-const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
-if (isMain) {
+/** PyTorch's totals over the same layers beside ours (kernels only), per mode. */
+function torchLines(torch: TorchResults | undefined, names: string[],
+  ours: { evGpu: number; evHeld: number; ours: Record<string, Stat>; oursHeld: Record<string, number> }): string[] {
+  if (!torch) return [];
+  const rows = names.map((n) => torch.resnet[n]).filter((r) => r !== undefined);
+  if (rows.length !== names.length) return [`PyTorch ran ${rows.length} of the ${names.length} layers; no totals.`, ''];
+  const total = (m: (typeof TORCH_MODES)[number]) => ({
+    ms: rows.reduce((t, r) => t + r[m].time.median, 0),
+    held: rows.reduce((t, r) => t + r[m].held, 0),
+    peak: Math.max(...rows.map((r) => r[m].peak)),
+  });
+  const ev = total('eval');
+  return [
+    `PyTorch ${torch.torch} (cuDNN ${torch.cudnn}) on the same layers and GPU: the same step per mode (every gradient), CUDA-event ` +
+    `times summed over the layers; held = bytes of the tensors autograd saves for backward (parameters not counted), summed; ` +
+    `peak = the largest per-layer rise in allocated bytes during a step. Beside them, ours from the table above (kernels only).`,
+    '',
+    '| mode | PyTorch ms | vs its eval | held MiB | vs its eval | peak MiB | ours ms (kernels) | ours vs PyTorch | ours held MiB |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...TORCH_MODES.map((m) => {
+      const t = total(m);
+      const o = ours.ours[m].median;
+      return `| ${m} | ${fmt(t.ms)} | ${(t.ms / ev.ms).toFixed(2)} | ${MiB(t.held)} | ${(t.held / ev.held).toFixed(2)} | ${MiB(t.peak)} | ` +
+        `${fmt(o)} | ${(t.ms / o).toFixed(2)}x | ${MiB(ours.oursHeld[m])} |`;
+    }),
+    '',
+    '"ours vs PyTorch": PyTorch\'s time over ours (above 1: ours is faster). Both held figures count x (PyTorch: the input ' +
+    'autograd saves; ours: the layer\'s device copy). PyTorch\'s tune saves W\' (the size of the weights) for backward; ours ' +
+    'rebuilds it from W in the backward kernels, so it holds what deploy holds.',
+    '',
+  ];
+}
+
+if (isEntryScript(import.meta.url)) {
   const arg = (name: string): number | undefined => {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? Number(process.argv[i + 1]) : undefined;

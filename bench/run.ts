@@ -10,6 +10,9 @@ import { parseArgs } from 'node:util';
 interface Section {
   title: string;
   markdown: string;
+  /** The WebGPU section: its adapter, and whether that is a GPU (not a CPU rasteriser). */
+  adapter?: string;
+  onGpu?: boolean;
 }
 
 const SECTIONS: Record<string, (opts: { quick?: boolean }) => Promise<Section>> = {
@@ -28,6 +31,7 @@ const { values } = parseArgs({
 const names = values.only ? values.only.split(',') : Object.keys(SECTIONS);
 const started = new Date();
 const parts: string[] = [];
+let webgpu: Section | undefined;
 for (const name of names) {
   const run = SECTIONS[name];
   if (!run) throw new Error(`unknown bench section '${name}'; known: ${Object.keys(SECTIONS).join(', ')}`);
@@ -36,6 +40,7 @@ for (const name of names) {
   const section = await run({ quick: values.quick });
   console.error(`bench: ${name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   parts.push(`## ${section.title}\n\n${section.markdown.trim()}\n`);
+  if (name === 'webgpu') webgpu = section;
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -45,9 +50,19 @@ Written by \`npm run bench\`${values.quick ? ' --quick (shortened runs: smoke fi
 Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.
 The host is shared and noisy: tables give medians with min–max, and peers run interleaved with ours in the same process.
 
-**GPU machine:** the H100 machine (Dawn's Vulkan backend on the NVIDIA driver) was not lent to this task, so there are
-no discrete-GPU or PyTorch/cuDNN figures here; every WebGPU figure is Dawn's OpenGL ES backend on Mesa llvmpipe (the CPU).
-`;
+${gpuNote(webgpu)}`;
 
 await writeFile(values.out!, `${header}\n${parts.join('\n')}`);
 console.error(`bench: wrote ${values.out}`);
+
+/** Where this run's WebGPU figures come from, and where the other adapter's are. */
+function gpuNote(section: Section | undefined): string {
+  if (!section) return '';
+  if (section.onGpu) {
+    return `**GPU run:** this file's WebGPU figures are Dawn's default backend (Vulkan on Linux) on ${section.adapter}, with PyTorch/cuDNN on the ` +
+      'same GPU beside them. The GPU machine has Node and no package registry: the bench ran as a bundle (scripts/bundle-node.mjs). ' +
+      'The llvmpipe figures are in BENCHMARKS.md.\n';
+  }
+  return `**GPU machine:** this file's WebGPU figures are ${section.adapter} (a CPU rasteriser). Figures from the H100 machine ` +
+    "(Dawn's Vulkan backend on the NVIDIA driver, PyTorch/cuDNN beside them) are in BENCHMARKS-GPU.md, written by the same command there.\n";
+}

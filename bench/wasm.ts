@@ -18,7 +18,7 @@ import { createWasmEngine } from '../runtime/wasm/engine.js';
 import { setKernelProfiling } from '../runtime/wasm/ops.js';
 import { ortConv } from './peers/onnx.js';
 import { tfjsConv } from './peers/tfjs.js';
-import { cell, fmt, gflops, interleaved, stat, type Fn, type Stat } from './measure.js';
+import { cell, fmt, gflops, interleaved, isEntryScript, stat, type Fn, type Stat } from './measure.js';
 import { LAYERS } from './layers.js';
 import { rng } from '../codegen/tuning/measure.js';
 
@@ -296,8 +296,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
   return { title: 'WASM backend (AssemblyScript SIMD) vs onnxruntime-web and tfjs-backend-wasm', markdown };
 }
 
-const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
-if (isMain) {
+if (isEntryScript(import.meta.url)) {
   const { markdown, title } = await runWasmBench({ quick: process.argv.includes('--quick') });
   console.log(`## ${title}\n\n${markdown}`);
 }

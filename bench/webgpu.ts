@@ -24,10 +24,12 @@ import { randomParams, rng } from '../codegen/tuning/measure.js';
 import { foldParams } from '../runtime/validate.js';
 import { acquireDevice, type AcquiredDevice } from '../runtime/webgpu/device.js';
 import { PipelineCache } from '../runtime/webgpu/pipelines.js';
-import { DevicePlan, stepPlan } from '../codegen/tuning/measure.js';
+import { DevicePlan, repetitionsFor, stepPlan } from '../codegen/tuning/measure.js';
 import { loadTfjsWebGPU, tfjsWebGPUConv, tfjsWebGPUTrainStep } from './peers/tfjs-webgpu.js';
-import { resnet18Section } from './resnet18.js';
-import { cell, fmt, gflops, interleaved, stat, type Fn, type Stat } from './measure.js';
+import { resnet18Section, resnetShape } from './resnet18.js';
+import { runTorchPeer, TORCH_MODES, type TorchResults, type TorchStepRow } from './peers/torch.js';
+import { resnet18Layers } from '../codegen/models/resnet18.js';
+import { cell, fmt, gflops, interleaved, isEntryScript, perCall, type Fn, type Stat } from './measure.js';
 import { LAYERS } from './layers.js';
 
 
@@ -35,7 +37,7 @@ export { randomParams, rng } from '../codegen/tuning/measure.js';
 
 const env = (name: string): string | undefined => globalThis.process?.env?.[name];
 
-export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ title: string; markdown: string }> {
+export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ title: string; markdown: string; adapter: string; onGpu: boolean }> {
   const quick = opts.quick ?? false;
   const rounds = Number(env('CONVBN_BENCH_ROUNDS') ?? (quick ? 2 : 4));
   const iterations = quick ? 1 : 2;
@@ -47,6 +49,34 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
   const out: string[] = [];
   out.push(`Adapter: ${acquired.description} (${target.profile?.isCpu ? 'a CPU rasteriser: register-blocked kernels' : 'a GPU'}). ` +
     `Kernels picked by codegen/tuning/select.ts${target.cache ? ' with the tuning cache in CONVBN_TUNING_CACHE' : ' (heuristics; no tuning cache)'}.`);
+
+  // PyTorch (cuDNN) first, alone, on a CUDA GPU machine: its figures go beside ours in every table.
+  const onCpu = target.profile?.isCpu ?? true;
+  const resnet = resnetShape();
+  let torch: TorchResults | undefined;
+  let torchProblem = 'the adapter is a CPU rasteriser: PyTorch/cuDNN figures are taken on the GPU machine only';
+  if (!onCpu) {
+    const layerList = Object.entries(LAYERS).filter(([k]) => only.length === 0 || only.includes(k))
+      .map(([name, def]) => ({ name, config: normalizeConfig(def.config) }));
+    const peer = await runTorchPeer({
+      forward: layerList,
+      step: [{ name: 'a', config: normalizeConfig(LAYERS.a.config) }],
+      resnet: resnet18Layers(resnet.batch, resnet.size).map((l) => ({ name: l.name, config: normalizeConfig(l.config) })),
+    });
+    torch = peer.results;
+    torchProblem = peer.problem ?? '';
+  }
+  if (torch) {
+    out.push(`PyTorch peer: ${torch.torch}, cuDNN ${torch.cudnn}, on ${torch.device}; float32 with TF32 off, cudnn.benchmark on; ` +
+      'CUDA-event times of repeated calls, run alone before ours (bench/peers/torch_cuda.py).');
+  } else {
+    out.push(`No PyTorch figures: ${torchProblem}.`);
+  }
+  if (!onCpu) {
+    out.push('On a GPU one layer\'s kernels take about as long as a submit-and-wait round trip, so each timed sample ' +
+      'encodes a task several times in one submission (about 10 ms of work; tfjs: its op issued that many times, then one ' +
+      'submit) and figures are per call.');
+  }
 
   // tfjs on its own device of the same adapter; if it cannot run, say why and go on without it.
   let tfjsProblem: string | undefined;
@@ -64,9 +94,10 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
   out.push('', '### Forward, tune mode, N = 8', '');
   out.push(`Float32. Ours: the tune-mode forward kernel (BN folded in the kernel: s = gamma / sqrt(var + eps) and b' applied in the epilogue). ` +
     `tfjs-backend-webgpu ${tfjsVersion}: conv2d + add with BN folded beforehand, NHWC, on a device of the same adapter. GPU work only (inputs resident, ` +
-    `no readback), medians of ${rounds} interleaved rounds x ${iterations} runs (min–max). First run (pipeline compile on llvmpipe) excluded.`);
-  out.push('', '| layer | shape | GFLOP | our kernel | ours ms | GFLOP/s | tfjs-webgpu ms | GFLOP/s | ours vs tfjs | rel. diff |',
-    '|---|---|---|---|---|---|---|---|---|---|');
+    `no readback), medians of ${rounds} interleaved rounds x ${iterations} runs (min–max). First run (pipeline compile) excluded.` +
+    (torch ? ' PyTorch: F.conv2d with the folded weight and bias (NCHW), as deployed.' : ''));
+  out.push('', `| layer | shape | GFLOP | our kernel | ours ms | GFLOP/s | tfjs-webgpu ms | GFLOP/s | ours vs tfjs | rel. diff |${torch ? ' PyTorch ms | GFLOP/s | ours vs PyTorch |' : ''}`,
+    `|---|---|---|---|---|---|---|---|---|---|${torch ? '---|---|---|' : ''}`);
   const notes: string[] = [];
   const speedups: number[] = [];
   for (const [key, def] of Object.entries(LAYERS)) {
@@ -79,16 +110,18 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
     const plan = new DevicePlan(acquired.device, pipelines, c, p, x);
     const steps = planFor('tune', c, { target }).forward;
     const kernel = describeChoice(selectKernels(c, target).forward);
-    const tasks: Record<string, Fn> = { ours: () => plan.run(steps) };
+    const reps: Record<string, number> = { ours: await repetitionsFor((t) => plan.run(steps, t), onCpu) };
+    const tasks: Record<string, Fn> = { ours: () => plan.run(steps, reps.ours) };
     let tf: Awaited<ReturnType<typeof tfjsWebGPUConv>> | undefined;
     let diff = '–';
     if (!tfjsProblem) {
       // tfjs runs the same function with BN folded beforehand (conv(x, W') + b'), as a tfjs user would deploy it.
       const folded = foldParams(c, p);
       tf = await tfjsWebGPUConv(c, x, folded.weight, folded.bias);
-      tasks.tfjs = () => tf!.run();
+      reps.tfjs = await repetitionsFor((t) => tf!.run(t), onCpu);
+      tasks.tfjs = () => tf!.run(reps.tfjs);
     }
-    const st = await interleaved(tasks, rounds, key === 'e' && tf ? 1 : iterations);
+    const st = perCall(await interleaved(tasks, rounds, key === 'e' && tf && onCpu ? 1 : iterations), reps);
     if (tf) {
       diff = relativeError(await plan.read('y'), await tf.output()).toExponential(1);
       if (tf.note !== 'conv2d + add') notes.push(`layer ${key}: tfjs ${tf.note}`);
@@ -96,9 +129,11 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
     }
     const ratio = st.tfjs ? st.tfjs.median / st.ours.median : NaN;
     if (st.tfjs) speedups.push(ratio);
+    const pt = torch?.forward[key];
     out.push(`| ${key} | ${def.label} | ${(flops / 1e9).toFixed(2)} | ${kernel} | ${cell(st.ours)} | ${gflops(flops, st.ours.median)} | ` +
       `${st.tfjs ? cell(st.tfjs) : '–'} | ${st.tfjs ? gflops(flops, st.tfjs.median) : '–'} | ` +
-      `${st.tfjs ? `**${ratio.toFixed(2)}x**` : '–'} | ${diff} |`);
+      `${st.tfjs ? `**${ratio.toFixed(2)}x**` : '–'} | ${diff} |` +
+      (torch ? ` ${pt ? `${cell(pt)} | ${gflops(flops, pt.median)} | ${(pt.median / st.ours.median).toFixed(2)}x` : '– | – | –'} |` : ''));
     plan.destroy();
   }
   if (tfjsProblem) notes.push(`tfjs-backend-webgpu could not run on this adapter: ${tfjsProblem}`);
@@ -107,6 +142,7 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
     out.push('', `Ours vs tfjs-backend-webgpu: ${speedups.map((s) => s.toFixed(2)).join(', ')}x; ` +
       `the issue's target is >= 2x on each layer: **${speedups.every((s) => s >= 2) ? 'met' : 'not met'}** in this run.`);
   }
+  if (torch) out.push('', '"ours vs PyTorch": PyTorch\'s time over ours (above 1: ours is faster).');
 
   // 2. Training step, layer a, every mode.
   out.push('', '### Training step, layer a (N = 8), every mode', '');
@@ -118,13 +154,18 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
     const plan = new DevicePlan(acquired.device, pipelines, c, p, x);
     const modes = ['train', 'train+recompute', 'eval', 'tune', 'deploy'];
     const tasks: Record<string, Fn> = {};
+    const reps: Record<string, number> = {};
+    const repeatable = async (name: string, run: (times: number) => Promise<unknown>) => {
+      reps[name] = await repetitionsFor(run, onCpu);
+      tasks[name] = () => run(reps[name]);
+    };
     for (const mode of modes) {
       const sp = stepPlan(mode, c, target);
       const steps = [...sp.forward, ...sp.backward];
-      tasks[mode] = () => plan.run(steps);
+      await repeatable(mode, (t) => plan.run(steps, t));
     }
     const forwardSteps = planFor('tune', c, { target }).forward;
-    tasks['tune forward only'] = () => plan.run(forwardSteps);
+    await repeatable('tune forward only', (t) => plan.run(forwardSteps, t));
     let tfNote = '';
     let tfStepProblem: string | undefined;
     if (!tfjsProblem) {
@@ -132,64 +173,75 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
         const o = outputShape(c);
         const step = await tfjsWebGPUTrainStep(c, x, p, Float32Array.from({ length: tensorSizes(c).y }, r), o.H, o.W);
         await step.run();
-        tasks['tfjs-webgpu'] = () => step.run();
+        await repeatable('tfjs-webgpu', (t) => step.run(t));
         tfNote = step.note;
       } catch (e) {
         tfStepProblem = (e as Error).message;
       }
     }
-    const st = await interleaved(tasks, Math.max(2, Math.ceil(rounds / 2)), 1);
+    const st = perCall(await interleaved(tasks, Math.max(2, Math.ceil(rounds / 2)), 1), reps);
     const fwd = st['tune forward only'];
     out.push(`GPU work of forward + backward (every gradient: x, W, bias, gamma, beta; running stats in train), one submission, ` +
       `medians of ${st.tune.n} interleaved runs (min–max). Kernels: ${PASSES.map((pass) => `${pass} ${describeChoice(selectKernels(c, target)[pass])}`).join(', ')}.`);
-    out.push('', '| mode | step ms | vs our tune forward | vs tfjs step |', '|---|---|---|---|');
+    const pt = torch?.step.a;
+    out.push('', `| mode | step ms | vs our tune forward | vs tfjs step |${pt ? ' PyTorch step ms | ours vs PyTorch |' : ''}`,
+      `|---|---|---|---|${pt ? '---|---|' : ''}`);
     for (const mode of [...modes, 'tune forward only']) {
+      const torchRow = pt?.[mode as keyof typeof pt] as TorchStepRow | undefined;
       out.push(`| ${mode} | ${cell(st[mode])} | ${(st[mode].median / fwd.median).toFixed(2)}x | ` +
-        `${st['tfjs-webgpu'] ? `${(st['tfjs-webgpu'].median / st[mode].median).toFixed(1)}x faster` : '–'} |`);
+        `${st['tfjs-webgpu'] ? `${(st['tfjs-webgpu'].median / st[mode].median).toFixed(1)}x faster` : '–'} |` +
+        (pt ? ` ${torchRow ? `${cell(torchRow.time)} | ${(torchRow.time.median / st[mode].median).toFixed(2)}x` : '– | –'} |` : ''));
     }
     if (st['tfjs-webgpu']) {
-      out.push(`| tfjs-webgpu: ${tfNote} | ${cell(st['tfjs-webgpu'])} | ${(st['tfjs-webgpu'].median / fwd.median).toFixed(1)}x | 1x |`);
+      out.push(`| tfjs-webgpu: ${tfNote} | ${cell(st['tfjs-webgpu'])} | ${(st['tfjs-webgpu'].median / fwd.median).toFixed(1)}x | 1x |${pt ? ' | |' : ''}`);
       const vsTf = st['tfjs-webgpu'].median / st.tune.median;
       const vsFwd = st.tune.median / fwd.median;
       out.push('', `Targets (issue 4): tune step >= 10x faster than tfjs's: ${vsTf.toFixed(1)}x, **${vsTf >= 10 ? 'met' : 'not met'}**; ` +
         `tune step <= 3x our forward: ${vsFwd.toFixed(2)}x, **${vsFwd <= 3 ? 'met' : 'not met'}**.`);
     }
     if (tfStepProblem) out.push('', `tfjs-backend-webgpu's training step could not run: ${tfStepProblem}`);
+    if (pt) {
+      out.push('', 'PyTorch\'s steps: torch.autograd.grad of the mode\'s function (train: batch_norm with batch statistics; ' +
+        'eval: conv then batch_norm with running statistics; tune: the fold W\' = W s, b\' = (b - mean) s + beta inside autograd; ' +
+        'deploy: conv with stored W\', b\'). It has no train+recompute row: torch.utils.checkpoint would update the running ' +
+        'statistics twice.');
+    }
 
     // Where an eval and a tune step spend their time: each kernel of the plans alone.
     const kernelTasks: Record<string, Fn> = {};
+    const kernelReps: Record<string, number> = {};
     const rows: [string, string][] = [];
-    for (const mode of ['eval', 'tune']) {
+    for (const mode of ['train', 'eval', 'tune']) {
       const sp = stepPlan(mode, c, target);
       for (const s of [...sp.forward, ...sp.backward]) {
         const name = `${mode}: ${s.variant.kind}${Object.entries(s.variant.flags).filter(([, v]) => v).map(([f]) => ` ${f}`).join('')}`;
-        kernelTasks[name] = () => plan.run([s]);
+        kernelReps[name] = await repetitionsFor((t) => plan.run([s], t), onCpu);
+        kernelTasks[name] = () => plan.run([s], kernelReps[name]);
         rows.push([mode, name]);
       }
     }
-    const ks = await interleaved(kernelTasks, 2, 1);
+    const ks = perCall(await interleaved(kernelTasks, 2, 1), kernelReps);
     const sum = (mode: string) => rows.filter(([m]) => m === mode).reduce((t, [, n]) => t + ks[n].median, 0);
     const bnShare = rows.filter(([m, n]) => m === 'eval' && /bn_/.test(n)).reduce((t, [, n]) => t + ks[n].median, 0) / sum('eval');
-    out.push('', 'Each kernel of the eval and tune steps on its own (median ms of 2 interleaved runs):', '',
+    out.push('', `Each kernel of the train, eval and tune steps on its own (median ms of 2 interleaved runs):`, '',
       '| kernel | ms | share of its step |', '|---|---|---|',
       ...rows.map(([mode, n]) => `| ${n} | ${fmt(ks[n].median)} | ${((100 * ks[n].median) / sum(mode)).toFixed(0)}% |`),
-      '', `Sum: eval ${fmt(sum('eval'))} ms, tune ${fmt(sum('tune'))} ms (tune/eval ${(sum('tune') / sum('eval')).toFixed(2)}). ` +
+      '', `Sum: train ${fmt(sum('train'))} ms, eval ${fmt(sum('eval'))} ms, tune ${fmt(sum('tune'))} ms (tune/eval ${(sum('tune') / sum('eval')).toFixed(2)}). ` +
       `The BatchNorm kernels tune mode does without are ${(100 * bnShare).toFixed(0)}% of eval's step here.`);
     plan.destroy();
   }
 
   // 3. ResNet-18.
   out.push('', '### ResNet-18 ConvBN layers, one training step per mode', '');
-  out.push(await resnet18Section({ quick, device: acquired.device, pipelines, rounds: quick ? 1 : 3 }));
+  out.push(await resnet18Section({ quick, device: acquired.device, pipelines, rounds: quick ? 1 : 3, torch, ...resnet }));
 
   if (tfjsErrors.length > 0) out.push('', `WebGPU errors on tfjs's device: ${[...new Set(tfjsErrors)].join('; ')}`);
   out.push('', `Section time: ${((performance.now() - t0) / 1000).toFixed(0)} s.`);
   acquired.device.destroy();
-  return { title: 'WebGPU backend (WGSL) vs tfjs-backend-webgpu', markdown: out.join('\n') };
+  return { title: 'WebGPU backend (WGSL) vs tfjs-backend-webgpu', markdown: out.join('\n'), adapter: acquired.description, onGpu: !onCpu };
 }
 
-const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
-if (isMain) {
+if (isEntryScript(import.meta.url)) {
   const { markdown, title } = await runWebGPUBench({ quick: process.argv.includes('--quick') });
   console.log(`## ${title}\n\n${markdown}`);
 }

@@ -91,7 +91,7 @@ function constantsHeader(variant: KernelVariant, c: ConvBNConfig, dispatchX: num
     ['DILATION_H', c.dilationH], ['DILATION_W', c.dilationW],
     ['GROUPS', c.groups], ['CIN_PER_GROUP', c.Cin / c.groups], ['COUT_PER_GROUP', c.Cout / c.groups],
     ['X_SIZE', sizes.x], ['Y_SIZE', sizes.y], ['W_SIZE', sizes.weight], ['CHANNEL_SIZE', c.N * out.H * out.W],
-    ['WORKGROUP_SIZE', spec.workgroupSize], ['DISPATCH_X', dispatchX],
+    ['WORKGROUP_SIZE', expansion?.workgroupSize ?? spec.workgroupSize], ['DISPATCH_X', dispatchX],
   ];
   const lines = [
     `// convbn kernel ${variantKey(variant)}`,
@@ -118,8 +118,9 @@ export function generateKernel(variant: KernelVariant, config: ConvBNConfig): Ge
   const body = applyInserts(TEMPLATES[spec.template], expansion?.inserts ?? {}, variant.kind);
   const code = `${constantsHeader(variant, c, dispatch[0], expansion)}\n${TEMPLATES.common}\n${body}`;
   const reflected = reflectShader(code, ENTRY_POINT);
-  if (reflected.workgroupSize[0] * reflected.workgroupSize[1] * reflected.workgroupSize[2] !== spec.workgroupSize) {
-    throw new Error(`${variant.kind}: reflected workgroup size ${reflected.workgroupSize} != ${spec.workgroupSize}`);
+  const workgroupSize = expansion?.workgroupSize ?? spec.workgroupSize;
+  if (reflected.workgroupSize[0] * reflected.workgroupSize[1] * reflected.workgroupSize[2] !== workgroupSize) {
+    throw new Error(`${variant.kind}: reflected workgroup size ${reflected.workgroupSize} != ${workgroupSize}`);
   }
   const bindings = reflected.bindings.map((b) => {
     const elements = bindingElements(b.name, c);

@@ -44,6 +44,8 @@ export interface Expansion {
   readonly inserts: Readonly<Record<string, string>>;
   /** Workgroups to dispatch (grid kind 'tiles'). */
   readonly workgroups: number;
+  /** Invocations per workgroup where the tile decides it (else the kind's). */
+  readonly workgroupSize?: number;
 }
 
 export interface KernelKindSpec {
@@ -67,7 +69,7 @@ const CONV_PARAMS = {
   forward: ['CO_B', 'PY', 'PX', 'UNROLL_KH', 'FLAT'],
   dgrad: ['CI_B', 'PY', 'PX'],
   wgrad: ['CO_B', 'CI_B', 'PX', 'KH_B'],
-  igemm: ['TM', 'TN', 'TK'],
+  igemm: ['TM', 'TN', 'TK', 'KS'],
 } as const;
 
 export const KERNELS = {
@@ -102,7 +104,9 @@ export const KERNELS = {
     template: 'wgrad_reduce', flags: ['TUNE', 'FOLD'], grid: { kind: 'channels' }, workgroupSize: 64, summable: true,
     expand: expandWgradReduce,
   },
-  bn_stats: { template: 'bn_stats', flags: ['BATCH'], grid: { kind: 'channels' }, workgroupSize: 64 },
+  // 256 invocations: on a GPU one workgroup per channel is all the parallelism there is (two passes over z, ~1 ms for
+  // layer a at 64 on an H100); on llvmpipe train mode mostly takes bn_stats_tiles instead.
+  bn_stats: { template: 'bn_stats', flags: ['BATCH'], grid: { kind: 'channels' }, workgroupSize: 256 },
   // Train's batch statistics from a STATS forward's per-tile partials; its params are that forward's tile.
   bn_stats_tiles: {
     template: 'bn_stats_tiles', flags: [], params: CONV_PARAMS.forward, grid: { kind: 'channels' }, workgroupSize: 64,

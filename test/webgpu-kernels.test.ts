@@ -49,9 +49,14 @@ const FAMILIES: Record<string, (c: ConvBNConfig) => Force> = {
   },
   'wg (heuristic)': () => ({ forward: 'wg', dgrad: 'wg', wgrad: 'wg' }),
   'wg (8x16 tiles, K step 4)': () => ({
-    forward: { algo: 'wg', tile: { TM: 8, TN: 16, TK: 4 } },
-    dgrad: { algo: 'wg', tile: { TM: 16, TN: 8, TK: 4 } },
-    wgrad: { algo: 'wg', tile: { TM: 8, TN: 8, TK: 16 } },
+    forward: { algo: 'wg', tile: { TM: 8, TN: 16, TK: 4, KS: 1 } },
+    dgrad: { algo: 'wg', tile: { TM: 16, TN: 8, TK: 4, KS: 1 } },
+    wgrad: { algo: 'wg', tile: { TM: 8, TN: 8, TK: 16, KS: 1 } },
+  }),
+  'wg (K split across 2 and 4 slices of the workgroup)': () => ({
+    forward: { algo: 'wg', tile: { TM: 32, TN: 32, TK: 8, KS: 4 } },
+    dgrad: { algo: 'wg', tile: { TM: 16, TN: 32, TK: 4, KS: 2 } },
+    wgrad: { algo: 'wg', tile: { TM: 16, TN: 16, TK: 8, KS: 4 } },
   }),
 };
 

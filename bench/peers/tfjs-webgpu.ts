@@ -45,6 +45,11 @@ let loaded: Promise<TfjsWebGPU> | undefined;
  * and registries on globalThis, shared by every copy of the module).
  */
 async function registerAllGradients(): Promise<void> {
+  if (typeof CONVBN_NODE_BUNDLE !== 'undefined' && CONVBN_NODE_BUNDLE) {
+    // scripts/bundle-node.mjs built this file into one bundle, which holds the gradients already (no esbuild there).
+    await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+    return;
+  }
   const { build } = await import('esbuild');
   const { createRequire } = await import('node:module');
   const { writeFile, unlink } = await import('node:fs/promises');
@@ -137,8 +142,8 @@ export function toHWIO(wt: Float32Array, O: number, I: number, kH: number, kW: n
 }
 
 export interface TfjsConvWebGPU {
-  /** Runs the conv once (GPU work done, output disposed). */
-  run(): Promise<void>;
+  /** Runs the conv `times` times (default 1), then submits once and waits: GPU work done, outputs disposed. */
+  run(times?: number): Promise<void>;
   /** The conv's output, NCHW, for a correctness check. */
   output(): Promise<Float32Array>;
   dispose(): void;
@@ -197,10 +202,10 @@ export async function tfjsWebGPUConv(c: ConvBNConfig, x: Float32Array, weight: F
   const forward = (): Tensor => tf.tidy(() => tf.add(pieces.conv(xt), b));
   return {
     note: pieces.note === 'conv2d' ? 'conv2d + add' : `${pieces.note}, + add`,
-    async run() {
-      const y = forward();
+    async run(times = 1) {
+      // Disposing before the submit is safe: tfjs releases a pending tensor's buffer only after its commands are submitted.
+      for (let i = 0; i < times; i++) forward().dispose();
       await tfjsSync(peer);
-      y.dispose();
     },
     async output() {
       const y = forward();
@@ -217,8 +222,8 @@ export async function tfjsWebGPUConv(c: ConvBNConfig, x: Float32Array, weight: F
 }
 
 export interface TfjsTrainStep {
-  /** One forward + backward (tf.grads for x, W, bias, gamma, beta), GPU work done. */
-  run(): Promise<void>;
+  /** `times` (default 1) forward + backward steps (tf.grads for x, W, bias, gamma, beta), then one submit: GPU work done. */
+  run(times?: number): Promise<void>;
   dispose(): void;
   readonly note: string;
 }
@@ -252,10 +257,9 @@ export async function tfjsWebGPUTrainStep(c: ConvBNConfig, x: Float32Array, p: C
   });
   return {
     note: 'conv2d + add -> batchNorm (running stats), tf.grads w.r.t. x, W, bias, gamma, beta',
-    async run() {
-      const out = grads([xt, filter, bias, gamma, beta]);
+    async run(times = 1) {
+      for (let i = 0; i < times; i++) for (const t of grads([xt, filter, bias, gamma, beta])) t.dispose();
       await tfjsSync(peer);
-      for (const t of out) t.dispose();
     },
     dispose() {
       for (const t of [xt, gy, bias, gamma, beta, mean, variance, ...pieces.keep]) t.dispose();

@@ -12,7 +12,7 @@ import { resnet18Layers } from '../models/resnet18.js';
 import { readTuningCache, TuningCache, writeTuningCache } from '../tuning/cache.js';
 import { tuningCandidates } from '../tuning/candidates.js';
 import { describeChoice, PASSES, type Pass, type PassChoice } from '../tuning/choice.js';
-import { DevicePlan, passSteps, randomParams, rng } from '../tuning/measure.js';
+import { DevicePlan, passSteps, randomParams, repetitionsFor, rng } from '../tuning/measure.js';
 import { LAYER_FLAGS_HELP, LAYER_OPTIONS, layerFromFlags, layersFromFile } from './layerFlags.js';
 
 export const DEFAULT_TUNING_FILE = 'convbn-tuning.json';
@@ -80,21 +80,24 @@ export interface PassTiming {
 
 /**
  * Times `candidates` for one pass of `c` on a device, interleaved (the order
- * rotates every round), after one untimed run each (llvmpipe compiles at first
- * dispatch). Sorted fastest first by median.
+ * rotates every round), after untimed runs (llvmpipe compiles at first
+ * dispatch); on a GPU each sample repeats the kernels (repetitionsFor). Sorted fastest first by median.
  */
 export async function timeCandidates(
   plan: DevicePlan, c: ConvBNConfig, pass: Pass, candidates: readonly PassChoice[], rounds: number,
 ): Promise<PassTiming[]> {
   const steps = candidates.map((choice) => passSteps(pass, c, choice, plan.pipelines.target));
   for (const s of steps) await plan.run(s);
+  const reps: number[] = [];
+  const onCpu = plan.pipelines.target.profile?.isCpu ?? true;
+  for (const s of steps) reps.push(await repetitionsFor((times) => plan.run(s, times), onCpu));
   const samples: number[][] = candidates.map(() => []);
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < candidates.length; i++) {
       const k = (i + r) % candidates.length;
       const t = performance.now();
-      await plan.run(steps[k]);
-      samples[k].push(performance.now() - t);
+      await plan.run(steps[k], reps[k]);
+      samples[k].push((performance.now() - t) / reps[k]);
     }
   }
   return candidates

@@ -3,8 +3,12 @@
  * fast and barriers cheap (the opposite of a CPU rasteriser). One GEMM core
  * (templates/igemm_core.wgsl) for all three passes; each pass's template gives
  * the loaders that read A and B straight from the tensors (im2col on the fly)
- * and the store. 64 invocations (8 x 8) per workgroup, each computing a
- * (TM/8) x (TN/8) block of a TM x TN tile, K staged TK at a time.
+ * and the store. 64 invocations (8 x 8) per K slice, each computing a
+ * (TM/8) x (TN/8) block of a TM x TN tile, K staged TK at a time. KS > 1
+ * splits K inside the workgroup: KS groups of 64 invocations take every
+ * KS-th K step and add their blocks at the end, so a layer with few tiles and
+ * a long K (ResNet's deep layers: 64 tiles, K = 4608) keeps KS times more
+ * invocations in flight to hide memory latency, with no second kernel.
  *
  *   forward: per group, M = Cout/g, N = batch pixels, K = Cin/g * kH * kW
  *   dgrad:   per group, M = Cin/g,  N = input pixels, K = Cout/g * kH * kW
@@ -23,6 +27,19 @@ export interface IgemmTile {
   readonly TM: number;
   readonly TN: number;
   readonly TK: number;
+  /** K slices per workgroup (64 invocations each). */
+  readonly KS: number;
+}
+
+/** Invocations per K slice (8 x 8). */
+const SLICE_INVOCATIONS = 64;
+/** WebGPU's default limits, which every adapter meets: workgroup memory bytes and invocations per workgroup. */
+const WORKGROUP_STORAGE_BYTES = 16384;
+const WORKGROUP_INVOCATIONS = 256;
+
+/** Workgroup memory a tile takes, in f32s: KS staged A and B tiles, and the C block (and row sums) the slices add through. */
+export function igemmWorkgroupFloats(t: IgemmTile): number {
+  return t.KS * t.TK * (t.TM + t.TN) + (t.KS > 1 ? t.TM * t.TN + t.TM : 0);
 }
 
 export function igemmTileProblem(t: IgemmTile): string | undefined {
@@ -30,15 +47,20 @@ export function igemmTileProblem(t: IgemmTile): string | undefined {
     if (v !== 8 && v !== 16 && v !== 32 && v !== 64) return `${name} must be 8, 16, 32 or 64`;
   }
   if (t.TK !== 4 && t.TK !== 8 && t.TK !== 16) return 'TK must be 4, 8 or 16';
+  if (t.KS !== 1 && t.KS !== 2 && t.KS !== 4) return 'KS must be 1, 2 or 4';
+  if (t.KS * SLICE_INVOCATIONS > WORKGROUP_INVOCATIONS) return `KS x ${SLICE_INVOCATIONS} invocations exceed ${WORKGROUP_INVOCATIONS}`;
+  // common.wgsl's reduction scratch (one f32 per invocation) counts too where a compiler keeps it.
+  const bytes = 4 * (igemmWorkgroupFloats(t) + t.KS * SLICE_INVOCATIONS);
+  if (bytes > WORKGROUP_STORAGE_BYTES) return `the tile needs ${bytes} bytes of workgroup memory (at most ${WORKGROUP_STORAGE_BYTES})`;
   return undefined;
 }
 
 export function igemmTileOf(variant: KernelVariant): IgemmTile {
   const p = variant.params;
-  return { TM: param(p, 'TM'), TN: param(p, 'TN'), TK: param(p, 'TK') };
+  return { TM: param(p, 'TM'), TN: param(p, 'TN'), TK: param(p, 'TK'), KS: param(p, 'KS') };
 }
 
-function gemmShape(pass: IgemmPass, c: ConvBNConfig): { M: number; N: number; K: number; batch: number } {
+export function gemmShape(pass: IgemmPass, c: ConvBNConfig): { M: number; N: number; K: number; batch: number } {
   const out = outputShape(c);
   const cinPerGroup = c.Cin / c.groups;
   const coutPerGroup = c.Cout / c.groups;
@@ -60,12 +82,13 @@ function expandPass(pass: IgemmPass, variant: KernelVariant, c: ConvBNConfig): E
   const workgroups = tilesM * tilesN * g.batch;
   return {
     constants: {
-      TM: t.TM, TN: t.TN, TK: t.TK, RM: t.TM / 8, RN: t.TN / 8,
+      TM: t.TM, TN: t.TN, TK: t.TK, KS: t.KS, RM: t.TM / 8, RN: t.TN / 8, PARTIAL_C_SIZE: t.KS > 1 ? t.TM * t.TN + t.TM : 1,
       GEMM_M: g.M, GEMM_N: g.N, GEMM_K: g.K, GEMM_BATCH: g.batch, TILES_M: tilesM, TILES_N: tilesN,
       ...(pass === 'wgrad' ? { CHUNKS: wgradChunks(c), ROWS_PER_CHUNK: rowsPerChunk(c), PARTIAL_STRIDE: partialStride(c) } : {}),
     },
     inserts: { CORE: TEMPLATES.igemm_core },
     workgroups,
+    workgroupSize: SLICE_INVOCATIONS * t.KS,
   };
 }
 

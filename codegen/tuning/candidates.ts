@@ -68,8 +68,9 @@ export function tuningCandidates(pass: Pass, c: ConvBNConfig, profile: AdapterPr
   if (profile.isCpu) {
     list.push(...regCandidates(pass, c), heuristic(c, 'wg'));
   } else {
-    for (const [TM, TN, TK] of [[32, 32, 8], [64, 32, 8], [32, 64, 8], [64, 64, 16], [16, 64, 8]] as const) {
-      list.push({ algo: 'wg', tile: { TM, TN, TK } });
+    for (const [TM, TN, TK, KS] of [[32, 32, 8, 1], [64, 32, 8, 1], [32, 64, 8, 1], [16, 64, 8, 1], [32, 32, 8, 2], [32, 32, 8, 4],
+      [64, 32, 8, 2], [16, 32, 8, 4], [32, 32, 16, 2]] as const) {
+      list.push({ algo: 'wg', tile: { TM, TN, TK, KS } });
     }
     list.push(heuristic(c, 'reg'));
   }

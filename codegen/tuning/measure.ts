@@ -77,17 +77,26 @@ export class DevicePlan {
     return b;
   }
 
-  /** Encodes `steps` in one compute pass, submits, waits for the queue. */
-  async run(steps: readonly PlanStep[]): Promise<void> {
+  /**
+   * Encodes `steps` in one compute pass, submits, waits for the queue. `times` > 1 encodes them that many
+   * times in the same pass: on a GPU one step takes about as long as a submit-and-wait round trip, so
+   * timings divide a repeated run by `times` to measure the kernels rather than the round trip.
+   */
+  async run(steps: readonly PlanStep[], times = 1): Promise<void> {
     const { device } = this;
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
-    for (const s of steps) {
+    const encoded = steps.map((s) => {
       const compiled = this.pipelines.get(s.variant, this.config);
       const entries = compiled.kernel.bindings.map((b) => ({ binding: b.binding, resource: { buffer: this.buffer(s.bind[b.name]) } }));
-      pass.setPipeline(compiled.pipeline);
-      pass.setBindGroup(0, device.createBindGroup({ layout: compiled.layout, entries }));
-      pass.dispatchWorkgroups(...compiled.kernel.dispatch);
+      return { compiled, bindGroup: device.createBindGroup({ layout: compiled.layout, entries }) };
+    });
+    for (let t = 0; t < times; t++) {
+      for (const { compiled, bindGroup } of encoded) {
+        pass.setPipeline(compiled.pipeline);
+        pass.setBindGroup(0, bindGroup);
+        pass.dispatchWorkgroups(...compiled.kernel.dispatch);
+      }
     }
     pass.end();
     device.queue.submit([encoder.finish()]);
@@ -110,6 +119,20 @@ export class DevicePlan {
     for (const b of this.buffers.values()) b.destroy();
     this.buffers.clear();
   }
+}
+
+/**
+ * How many repetitions of `run` one timed sample should hold so that it lasts about `targetMs`: on a
+ * GPU a layer's kernels take about as long as a submit-and-wait round trip, which would otherwise be
+ * what is timed (DevicePlan.run's `times`). 1 on a CPU rasteriser, where one run takes milliseconds.
+ */
+export async function repetitionsFor(run: (times: number) => Promise<unknown>, onCpu: boolean, targetMs = 10): Promise<number> {
+  if (onCpu) return 1;
+  await run(1);
+  const t = performance.now();
+  await run(1);
+  const ms = performance.now() - t;
+  return Math.max(1, Math.min(500, Math.ceil(targetMs / Math.max(ms, 1e-3))));
 }
 
 /** A training step's plan for a mode label ('train+recompute' included). */

@@ -13,7 +13,7 @@ import { outputShape, type ConvBNConfig } from '../config.js';
 import { divisorUpTo, fitBlock } from '../tiles/common.js';
 import { canFlatten, type ForwardTile } from '../tiles/forward.js';
 import type { DgradTile } from '../tiles/dgrad.js';
-import type { IgemmTile } from '../tiles/igemm.js';
+import { gemmShape, igemmTileProblem, type IgemmPass, type IgemmTile } from '../tiles/igemm.js';
 import type { WgradTile } from '../tiles/wgrad.js';
 import type { TuningCache } from './cache.js';
 import {
@@ -47,7 +47,7 @@ const WGRAD_ACCUMULATORS = 288;
 
 export function heuristicForward(c: ConvBNConfig, algo: Algorithm): ForwardChoice {
   if (algo === 'direct') return { algo };
-  if (algo === 'wg') return { algo, tile: heuristicIgemm(c.Cout / c.groups) };
+  if (algo === 'wg') return { algo, tile: heuristicIgemm('forward', c) };
   const coutPerGroup = c.Cout / c.groups;
   const out = outputShape(c);
   if (canFlatten(c)) {
@@ -67,7 +67,7 @@ export function heuristicForward(c: ConvBNConfig, algo: Algorithm): ForwardChoic
 
 export function heuristicDgrad(c: ConvBNConfig, algo: Algorithm): DgradChoice {
   if (algo === 'direct') return { algo };
-  if (algo === 'wg') return { algo, tile: heuristicIgemm(c.Cin / c.groups) };
+  if (algo === 'wg') return { algo, tile: heuristicIgemm('dgrad', c) };
   const cinPerGroup = c.Cin / c.groups;
   const qh = Math.ceil(c.H / c.strideH);
   const qw = Math.ceil(c.W / c.strideW);
@@ -79,7 +79,7 @@ export function heuristicDgrad(c: ConvBNConfig, algo: Algorithm): DgradChoice {
 
 export function heuristicWgrad(c: ConvBNConfig, algo: Algorithm): WgradChoice {
   if (algo === 'direct') return { algo };
-  if (algo === 'wg') return { algo, tile: heuristicIgemm(c.Cout / c.groups) };
+  if (algo === 'wg') return { algo, tile: heuristicIgemm('wgrad', c) };
   const cinPerGroup = c.Cin / c.groups;
   const coutPerGroup = c.Cout / c.groups;
   const out = outputShape(c);
@@ -93,9 +93,22 @@ export function heuristicWgrad(c: ConvBNConfig, algo: Algorithm): WgradChoice {
   return { algo, tile };
 }
 
-function heuristicIgemm(m: number): IgemmTile {
-  return { TM: m >= 64 ? 64 : m >= 32 ? 32 : 16, TN: 32, TK: 8 };
+/**
+ * GPUs: 32 x 32 tiles won most layers on an H100 (`convbn tune`, BENCHMARKS-GPU.md). Where the tiles
+ * are few (fewer than about four per multiprocessor of a large GPU) and K is long, K is split across
+ * slices of the workgroup (each keeping >= 16 K steps), so more invocations hide memory latency.
+ */
+function heuristicIgemm(pass: IgemmPass, c: ConvBNConfig): IgemmTile {
+  const g = gemmShape(pass, c);
+  const TM = g.M >= 32 ? 32 : 16;
+  const TN = 32;
+  const TK = 8;
+  const tiles = Math.ceil(g.M / TM) * Math.ceil(g.N / TN) * g.batch;
+  const KS = tiles >= FEW_TILES ? 1 : ([4, 2].find((ks) => g.K >= ks * TK * 16 && !igemmTileProblem({ TM, TN, TK, KS: ks })) ?? 1);
+  return { TM, TN, TK, KS };
 }
+
+const FEW_TILES = 512;
 
 function heuristic(pass: Pass, c: ConvBNConfig, algo: Algorithm): PassChoice {
   switch (pass) {
