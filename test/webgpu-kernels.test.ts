@@ -25,6 +25,7 @@ import { PipelineCache } from '../runtime/webgpu/pipelines.js';
 import { mulberry32, randomParams, randomTensor, randomValidConfig } from './helpers/random.js';
 import { referenceCase, type CaseInputs } from './oracle/reference.js';
 import { IN_CI } from './helpers/backends.js';
+import { produceOn } from '../runtime/check/run.js';
 
 type Force = Partial<Record<Pass, PassChoice | 'direct' | 'reg' | 'wg'>>;
 
@@ -64,33 +65,12 @@ const RUNS: { mode: Mode; recompute?: boolean }[] = [
   { mode: 'train' }, { mode: 'train', recompute: true }, { mode: 'eval' }, { mode: 'tune' }, { mode: 'deploy' },
 ];
 
-/** Produced tensors keyed as the oracle names them. */
+/** Produced tensors keyed as the oracle names them (the same outputs `convbn check` compares). */
 async function runAll(engine: Awaited<ReturnType<typeof createWebGPUEngine>>, c: ConvBNConfig, inputs: CaseInputs,
   params: ReturnType<typeof randomParams>, mode: Mode, recompute: boolean): Promise<Record<string, Float32Array>> {
   const layer = engine.createLayer(c, params, { recompute });
   try {
-    const out: Record<string, Float32Array> = {};
-    out.y = await layer.forward(inputs.x as Float32Array, mode);
-    const g = await layer.backward(inputs.grad_y as Float32Array);
-    out.grad_x = g.gradX;
-    if (mode === 'deploy') {
-      out.grad_folded_weight = g.gradFoldedWeight!;
-      out.grad_folded_bias = g.gradFoldedBias!;
-      const folded = await layer.getFoldedParameters();
-      out.folded_weight = folded.weight;
-      out.folded_bias = folded.bias;
-      return out;
-    }
-    out.grad_weight = g.gradWeight!;
-    if (g.gradBias) out.grad_bias = g.gradBias;
-    out.grad_gamma = g.gradGamma!;
-    out.grad_beta = g.gradBeta!;
-    if (mode === 'train') {
-      const after = await layer.getParameters();
-      out.running_mean = after.runningMean;
-      out.running_var = after.runningVar;
-    }
-    return out;
+    return await produceOn(layer, inputs.x as Float32Array, inputs.grad_y as Float32Array, mode);
   } finally {
     layer.destroy();
   }
