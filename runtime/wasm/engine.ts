@@ -479,15 +479,22 @@ class WasmLayer implements ConvBNLayer {
       const gw = step.alloc(wN * 4);
       const small = step.alloc(4 * C * 4);
       const gbeta = small, ggamma = small + C * 4, gbias = small + 2 * C * 4;
+      /**
+       * gx, then gW (and the per-channel sums of dz into `channelSums` when set): gx is final before the
+       * weight gradient starts, so this thread copies it out while the workers begin on gW.
+       */
+      const convGrads = async (dz: number, weight: number, scale: number, channelSums?: number): Promise<Float32Array> => {
+        await this.ops.dgrad(step, dz, weight, scale, gx);
+        let gradX: Float32Array | undefined;
+        await this.ops.wgrad(step, held.x, dz, gw, { channelSums, alongside: () => { gradX = h.copyOut(gx, this.sizes.x); } });
+        return gradX!;
+      };
       let grads: ConvBNGrads;
       switch (held.mode) {
         case 'deploy': {
           const f = this.ensureFolded();
-          await this.ops.channelSums(dy, gbias);
-          await this.ops.wgrad(step, held.x, dy, gw);
-          await this.ops.dgrad(step, dy, f.weight, 0, gx);
           grads = {
-            gradX: h.copyOut(gx, this.sizes.x),
+            gradX: await convGrads(dy, f.weight, 0, gbias),
             gradFoldedWeight: h.copyOut(gw, wN),
             gradFoldedBias: h.copyOut(gbias, C),
           };
@@ -496,9 +503,7 @@ class WasmLayer implements ConvBNLayer {
         case 'tune': {
           const { s, invstd } = this.bnScale();
           const sb = this.upload(step, Float32Array.from(s));
-          await this.ops.channelSums(dy, gbias);
-          await this.ops.wgrad(step, held.x, dy, gw);
-          await this.ops.dgrad(step, dy, this.p.weight, sb, gx);
+          const gradX = await convGrads(dy, this.p.weight, sb, gbias);
           // gW = s gW', gb = s gb', gbeta = gb', ggamma = (sum_k W gW' + (b - rm) gb') / sqrt(var + eps)
           const gwF = h.f32(gw, wN), gbF = h.f32(gbias, C);
           const W = h.f32(this.p.weight, wN), rm = h.f32(this.p.rm, C);
@@ -516,7 +521,7 @@ class WasmLayer implements ConvBNLayer {
             gradGamma[o] = acc * invstd[o];
           }
           grads = {
-            gradX: h.copyOut(gx, this.sizes.x),
+            gradX,
             gradWeight,
             ...(b ? { gradBias: Float32Array.from(gbF, (v, o) => v * s[o]) } : {}),
             gradGamma,
@@ -530,10 +535,8 @@ class WasmLayer implements ConvBNLayer {
             z: held.z, dy, dz, rm: this.p.rm, rv: this.p.rv, gamma: this.p.gamma, gbeta, ggamma,
             gbias: this.p.bias ? gbias : 0,
           });
-          await this.ops.wgrad(step, held.x, dz, gw);
-          await this.ops.dgrad(step, dz, this.p.weight, 0, gx);
           grads = {
-            gradX: h.copyOut(gx, this.sizes.x),
+            gradX: await convGrads(dz, this.p.weight, 0),
             gradWeight: h.copyOut(gw, wN),
             ...(this.p.bias ? { gradBias: h.copyOut(gbias, C) } : {}),
             gradGamma: h.copyOut(ggamma, C),
@@ -552,12 +555,11 @@ class WasmLayer implements ConvBNLayer {
             z, dy, dz, mean: held.mean, invstd: held.invstd, gamma: this.p.gamma, gbeta, ggamma,
           });
           if (held.recompute) step.free(z);
-          await this.ops.wgrad(step, held.x, dz, gw);
-          await this.ops.dgrad(step, dz, this.p.weight, 0, gx);
+          const gradX = await convGrads(dz, this.p.weight, 0);
           const gradWeight = h.copyOut(gw, wN);
           this.fixTrainGradWeight(held, ggamma, gradWeight);
           grads = {
-            gradX: h.copyOut(gx, this.sizes.x),
+            gradX,
             gradWeight,
             // BN subtracts the batch mean: the conv bias has no effect, its gradient is exactly 0.
             ...(this.p.bias ? { gradBias: new Float32Array(C) } : {}),

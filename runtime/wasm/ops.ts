@@ -44,6 +44,12 @@ export function setKernelProfiling(on: boolean, clock: 'wall' | 'cpu' = 'wall'):
   return profile;
 }
 
+export interface RunOptions {
+  floats?: Record<number, number>;
+  serial?: boolean;
+  alongside?: () => void;
+}
+
 export class Runner {
   readonly heap: WasmHeap;
   readonly pool: ThreadPool;
@@ -55,22 +61,27 @@ export class Runner {
     this.block = heap.alloc(PARAM_SLOTS * 4);
   }
 
-  /** Writes a parameter block (integers as i32, `floats` slots as f32) and runs `tasks` tasks. */
-  async run(
-    kernel: KernelName, ints: Record<number, number>, tasks: number, floats: Record<number, number> = {}, serial = false,
-  ): Promise<void> {
-    if (tasks <= 0) return;
+  /**
+   * Writes a parameter block (integers as i32, `floats` slots as f32) and runs `tasks` tasks;
+   * `serial`: on this thread only; `alongside`: host work overlapping the job (ThreadPool.run).
+   */
+  async run(kernel: KernelName, ints: Record<number, number>, tasks: number, options: RunOptions = {}): Promise<void> {
+    const { floats = {}, serial = false, alongside } = options;
+    if (tasks <= 0) {
+      alongside?.();
+      return;
+    }
     const i32 = this.heap.i32(this.block, PARAM_SLOTS);
     i32.fill(0);
     for (const [k, v] of Object.entries(ints)) i32[Number(k)] = v;
     const f32 = this.heap.f32(this.block, PARAM_SLOTS);
     for (const [k, v] of Object.entries(floats)) f32[Number(k)] = v;
     if (!profile) {
-      await this.pool.run(KERNEL_INDEX.get(kernel)!, this.block, tasks, serial);
+      await this.pool.run(KERNEL_INDEX.get(kernel)!, this.block, tasks, serial, alongside);
       return;
     }
     const t0 = profileClock();
-    await this.pool.run(KERNEL_INDEX.get(kernel)!, this.block, tasks, serial);
+    await this.pool.run(KERNEL_INDEX.get(kernel)!, this.block, tasks, serial, alongside);
     profile.set(kernel, (profile.get(kernel) ?? 0) + profileClock() - t0);
   }
 }
@@ -147,7 +158,7 @@ export class ConvOps {
     await this.r.run('pack_weights', {
       [PWT.G]: G, [PWT.CO]: CO, [PWT.C]: C, [PWT.KH]: c.kH, [PWT.KW]: c.kW,
       [PWT.SRC]: src, [PWT.SCALE]: scale, [PWT.DST]: dst, [PWT.LAYOUT]: layout, [PWT.BLK]: blk,
-    }, G, {}, count < 1 << 18);
+    }, G, { serial: count < 1 << 18 });
     return dst;
   }
 
@@ -285,16 +296,22 @@ export class ConvOps {
     s.free(wt);
   }
 
-  /** gw[o][ci][kh][kw] = sum over n and output pixels of dz * x. */
-  async wgrad(s: Scratch, x: number, dz: number, gw: number): Promise<void> {
+  /**
+   * gw[o][ci][kh][kw] = sum over n and output pixels of dz * x. `alongside`: host work that overlaps
+   * the main job (see ThreadPool.run). `channelSums`: also out[c] = sum of dz over n and pixels
+   * (the bias gradient), fused into the nhwc path's transpose of dz.
+   */
+  async wgrad(s: Scratch, x: number, dz: number, gw: number, options: { alongside?: () => void; channelSums?: number } = {}): Promise<void> {
     const c = this.c;
     const path = this.choice.wgrad;
-    if (path === 'scalar') {
-      await this.r.run('wgrad_scalar', this.scalarParams(x, dz, { out: gw }), c.Cout);
+    const { alongside, channelSums } = options;
+    if (path === 'nhwc') {
+      await this.wgradNhwc(s, x, dz, gw, alongside, channelSums);
       return;
     }
-    if (path === 'nhwc') {
-      await this.wgradNhwc(s, x, dz, gw);
+    if (channelSums !== undefined) await this.channelSums(dz, channelSums);
+    if (path === 'scalar') {
+      await this.r.run('wgrad_scalar', this.scalarParams(x, dz, { out: gw }), c.Cout, { alongside });
       return;
     }
     const unpadded = c.padTop === 0 && c.padBottom === 0 && c.padLeft === 0 && c.padRight === 0 && c.strideW === 1;
@@ -323,20 +340,20 @@ export class ConvOps {
       ints[WG.KPT] = kpt;
       ints[WG.ACC] = acc;
       ints[WG.BAND] = 2; // output rows per cache band
-      await this.r.run('wgrad4', ints, tasks);
+      await this.r.run('wgrad4', ints, tasks, { alongside });
       s.free(acc);
     } else {
       const outer = c.Cout;
       const units = Math.ceil(K / 4);
       const kpt = Math.ceil(units / Math.max(1, Math.ceil(TASKS / outer)));
       ints[WG.KPT] = kpt;
-      await this.r.run('wgrad1', ints, outer * Math.ceil(units / kpt));
+      await this.r.run('wgrad1', ints, outer * Math.ceil(units / kpt), { alongside });
     }
     if (xp !== x) s.free(xp);
   }
 
   /** wgrad with channels innermost: transpose x and dz, per-task partial sums over output-row chunks, then add them. */
-  private async wgradNhwc(s: Scratch, x: number, dz: number, gw: number): Promise<void> {
+  private async wgradNhwc(s: Scratch, x: number, dz: number, gw: number, alongside?: () => void, channelSums?: number): Promise<void> {
     const c = this.c;
     const G = c.groups;
     const Cp = Math.ceil(this.Cig / 8) * 8;
@@ -353,15 +370,21 @@ export class ConvOps {
     const xT = s.alloc(c.N * G * R * Wp * Cp * 4);
     const dzT = s.alloc(c.N * G * this.Ho * this.Wo * Cq * 4);
     const part = s.alloc(tasks * partBytes);
+    const rowSums = channelSums !== undefined ? s.alloc(c.N * G * this.Ho * Cq * 4) : 0;
     const ints = {
       [WN.N]: c.N, [WN.G]: G, [WN.C]: this.Cig, [WN.CO]: this.Cog, [WN.CP]: Cp, [WN.CQ]: Cq, [WN.R]: R, [WN.WP]: Wp,
       [WN.KH]: c.kH, [WN.KW]: c.kW, [WN.SH]: c.strideH, [WN.SW]: c.strideW, [WN.DH]: c.dilationH, [WN.DW]: c.dilationW,
       [WN.HO]: this.Ho, [WN.WO]: this.Wo, [WN.X]: x, [WN.DZ]: dz, [WN.XT]: xT, [WN.DZT]: dzT, [WN.PART]: part,
       [WN.OHC]: ohc, [WN.GW]: gw, [WN.PADT]: c.padTop, [WN.PADL]: c.padLeft, [WN.H]: c.H, [WN.W]: c.W, [WN.TASKS]: tasks,
+      [WN.SUMS]: rowSums, [WN.SUMS_OUT]: channelSums ?? 0,
     };
     await this.r.run('pack_x_nhwc', ints, c.N * G * R);
     await this.r.run('pack_dz_nhwc', ints, c.N * G * this.Ho);
-    await this.r.run('wgrad_nhwc', ints, tasks);
+    if (rowSums) {
+      await this.r.run('wgrad_nhwc_chan_sums', ints, c.Cout, { serial: true });
+      s.free(rowSums);
+    }
+    await this.r.run('wgrad_nhwc', ints, tasks, { alongside });
     // Add the partials in task order (chunks of the partial, multiples of 4 floats), then reorder into OIHW.
     const partFloats = partBytes / 4;
     const chunk = Math.ceil(partFloats / TASKS / 4) * 4;
@@ -383,7 +406,7 @@ export class ConvOps {
     await this.r.run('bn_train_fwd', this.bnInts({
       [BN.Z]: p.z, [BN.Y]: p.y, [BN.GAMMA]: p.gamma, [BN.BETA]: p.beta, [BN.RM]: p.rm, [BN.RV]: p.rv,
       [BN.MEAN]: p.mean, [BN.INVSTD]: p.invstd, [BN.UPDATE]: 1,
-    }), this.c.Cout, { [BN.MOM]: this.c.momentum, [BN.EPS]: this.c.eps });
+    }), this.c.Cout, { floats: { [BN.MOM]: this.c.momentum, [BN.EPS]: this.c.eps } });
   }
 
   async bnTrainBackward(p: {
@@ -401,7 +424,7 @@ export class ConvOps {
     await this.r.run('bn_eval_bwd', this.bnInts({
       [BN.Z]: p.z, [BN.DY]: p.dy, [BN.DZ]: p.dz, [BN.RM]: p.rm, [BN.RV]: p.rv, [BN.GAMMA]: p.gamma,
       [BN.GBETA]: p.gbeta, [BN.GGAMMA]: p.ggamma, [BN.GBIAS]: p.gbias,
-    }), this.c.Cout, { [BN.EPS]: this.c.eps });
+    }), this.c.Cout, { floats: { [BN.EPS]: this.c.eps } });
   }
 
   /** out[c] = sum over n and pixels of src (an output-shaped tensor). */

@@ -210,11 +210,14 @@ export class ThreadPool {
    * Runs tasks 0..tasks-1 of `kernel` (`serial`: all on this thread, for
    * jobs too small to be worth waking the workers). In Node the caller blocks until all are
    * done; in a browser window (no Atomics.wait) it returns a promise.
+   * `alongside`: host work (a copy out of the heap) that this thread does after waking the workers
+   * and before it claims tasks, so that it overlaps the job; it must not touch what the job reads or writes.
    */
-  run(kernel: number, params: number, tasks: number, serial = false): void | Promise<void> {
+  run(kernel: number, params: number, tasks: number, serial = false, alongside?: () => void): void | Promise<void> {
     if (this.destroyed) throw new Error('convbn wasm: the engine was destroyed');
     const fn = this.fns[kernel];
     if (this.workers.length === 0 || tasks <= 1 || serial) {
+      alongside?.();
       for (let t = 0; t < tasks; t++) fn(params, t, 0);
       return;
     }
@@ -236,6 +239,13 @@ export class ThreadPool {
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     let error: unknown;
+    if (alongside) {
+      try {
+        alongside();
+      } catch (e) {
+        error = e;
+      }
+    }
     for (;;) {
       // Once LEFT reaches 0 only this thread takes it below (workers never claim at r <= 0).
       const r = Atomics.sub(ctl, LEFT, 1);

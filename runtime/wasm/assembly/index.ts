@@ -667,7 +667,7 @@ export function wgrad4(p: usize, task: i32, tid: i32): void {
 const WN_N = 0, WN_G = 1, WN_C = 2, WN_CO = 3, WN_CP = 4, WN_CQ = 5, WN_R = 6, WN_WP = 7, WN_KH = 8, WN_KW = 9,
   WN_SH = 10, WN_SW = 11, WN_DH = 12, WN_DW = 13, WN_HO = 14, WN_WO = 15, WN_X = 16, WN_DZ = 17, WN_XT = 18,
   WN_DZT = 19, WN_PART = 20, WN_OHC = 21, WN_GW = 22, WN_PADT = 23, WN_PADL = 24, WN_H = 25, WN_W = 26, WN_TASKS = 27,
-  WN_OPT = 28;
+  WN_OPT = 28, WN_SUMS = 29, WN_SUMS_OUT = 30;
 
 /** 4 columns of 4 source rows as 4 destination vectors (a 4x4 transpose), stored `dstride` bytes apart. */
 // @ts-ignore: decorator
@@ -765,7 +765,11 @@ export function pack_x_nhwc(p: usize, task: i32, tid: i32): void {
   }
 }
 
-/** dzT[n][g][cob][oh][ow][4] = dz[n][g*CO + 4*cob + j][oh][ow] (0 for co >= CO): blocks of 4 channels. Task (n, g, oh). */
+/**
+ * dzT[n][g][cob][oh][ow][4] = dz[n][g*CO + 4*cob + j][oh][ow] (0 for co >= CO): blocks of 4 channels. Task (n, g, oh).
+ * WN_SUMS set: also sums[task][co] = sum over ow of that row, read back from the block just written (in L1),
+ * so the bias gradient needs no pass of its own over dz (wgrad_nhwc_chan_sums adds the rows).
+ */
 export function pack_dz_nhwc(p: usize, task: i32, tid: i32): void {
   const CO = pi(p, WN_CO), Cq = pi(p, WN_CQ), Ho = pi(p, WN_HO), Wo = pi(p, WN_WO);
   const dz = pu(p, WN_DZ), dzT = pu(p, WN_DZT);
@@ -794,6 +798,27 @@ export function pack_dz_nhwc(p: usize, task: i32, tid: i32): void {
       }
     }
   }
+  const sums = pu(p, WN_SUMS);
+  if (sums == 0) return;
+  for (let b = 0; b < nbq; b++) {
+    const row = dst + <usize>b * blockBytes;
+    let acc = f32x4.splat(0);
+    for (let q = row; q < row + rowBytes; q += 16) acc = f32x4.add(acc, v128.load(q));
+    v128.store(at(sums, task * Cq + 4 * b), acc);
+  }
+}
+
+/** out[g*CO + co] = sum over n, oh of sums[(n*G + g)*Ho + oh][co] (pack_dz_nhwc's row sums), in f64, in order. Task = channel. */
+export function wgrad_nhwc_chan_sums(p: usize, oc: i32, tid: i32): void {
+  const N = pi(p, WN_N), G = pi(p, WN_G), CO = pi(p, WN_CO), Cq = pi(p, WN_CQ), Ho = pi(p, WN_HO);
+  const sums = pu(p, WN_SUMS), out = pu(p, WN_SUMS_OUT);
+  const g = oc / CO, co = oc % CO;
+  let s: f64 = 0;
+  for (let n = 0; n < N; n++) {
+    const rows = (n * G + g) * Ho;
+    for (let oh = 0; oh < Ho; oh++) s += <f64>load<f32>(at(sums, (rows + oh) * Cq + co));
+  }
+  store<f32>(at(out, oc), <f32>s);
 }
 
 /**
