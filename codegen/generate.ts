@@ -5,7 +5,7 @@
  */
 import { TEMPLATES } from '../templates/generated.js';
 import { configKey, outputShape, shortId, tensorSizes, toConfig, type ConvBNConfig } from './config.js';
-import { bindingElements, dispatchFor, gridExtent, KERNELS, type Expansion, type KernelKindSpec, type KernelVariant } from './kernels.js';
+import { bindingElements, DEFAULT_PARAM_MAX, dispatchFor, gridExtent, KERNELS, type Expansion, type KernelKindSpec, type KernelVariant } from './kernels.js';
 import { boolLiteral, f32Literal, i32Literal, u32Literal } from './wgsl/literals.js';
 import { reflectShader } from './wgsl/reflect.js';
 
@@ -55,10 +55,11 @@ function checkFlags(variant: KernelVariant): void {
     if (!spec.flags.includes(f as never)) throw new Error(`kernel ${variant.kind} has no flag ${f}`);
   }
   const params = spec.params ?? [];
+  const max = spec.paramMax ?? DEFAULT_PARAM_MAX;
   for (const p of params) {
     const v = variant.params?.[p];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 4096) {
-      throw new Error(`kernel ${variant.kind} needs integer tile parameter ${p} in [0, 4096]`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+      throw new Error(`kernel ${variant.kind} needs integer tile parameter ${p} in [0, ${max}]`);
     }
   }
   for (const p of Object.keys(variant.params ?? {})) {

@@ -14,7 +14,7 @@
  *   workgroup-memory tiling (discrete GPUs), one GEMM core for all three.
  * `wgrad_reduce` is the deterministic second pass of every chunked wgrad;
  * `bn_stats_tiles` merges the per-tile statistics a train-mode `conv_fwd_reg`
- * (flag STATS) writes, in place of `bn_stats` reading z again.
+ * or `conv_fwd_wg` (flag STATS) writes, in place of `bn_stats` reading z again.
  * codegen/tuning/select.ts picks per adapter and config; codegen/plans.ts binds.
  */
 import type { TemplateName } from '../templates/generated.js';
@@ -53,6 +53,8 @@ export interface KernelKindSpec {
   readonly flags: readonly string[];
   /** Numeric tile parameters (positive integers, or 0/1 switches): part of the variant and its key. */
   readonly params?: readonly string[];
+  /** The largest value a parameter may take (default DEFAULT_PARAM_MAX: tile sizes). */
+  readonly paramMax?: number;
   readonly grid: Grid;
   /** Invocations per workgroup: a power of two (the reductions rely on it), <= every adapter's limit. */
   readonly workgroupSize: number;
@@ -64,6 +66,9 @@ export interface KernelKindSpec {
    */
   readonly summable?: boolean;
 }
+
+/** Tile parameters are sizes and switches: anything larger is a mistake, not a tile. */
+export const DEFAULT_PARAM_MAX = 4096;
 
 const CONV_PARAMS = {
   forward: ['CO_B', 'PY', 'PX', 'UNROLL_KH', 'FLAT'],
@@ -89,7 +94,7 @@ export const KERNELS = {
     expand: expandWgradReg,
   },
   conv_fwd_wg: {
-    template: 'conv_fwd_wg', flags: ['TUNE'], params: CONV_PARAMS.igemm, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
+    template: 'conv_fwd_wg', flags: ['TUNE', 'STATS'], params: CONV_PARAMS.igemm, grid: { kind: 'tiles' }, workgroupSize: BLOCKED_WORKGROUP_SIZE,
     expand: expandForwardWg,
   },
   conv_dgrad_wg: {
@@ -107,9 +112,9 @@ export const KERNELS = {
   // 256 invocations: on a GPU one workgroup per channel is all the parallelism there is (two passes over z, ~1 ms for
   // layer a at 64 on an H100); on llvmpipe train mode mostly takes bn_stats_tiles instead.
   bn_stats: { template: 'bn_stats', flags: ['BATCH'], grid: { kind: 'channels' }, workgroupSize: 256 },
-  // Train's batch statistics from a STATS forward's per-tile partials; its params are that forward's tile.
+  // Train's batch statistics from a STATS forward's per-tile partials; TILES: that forward's partials per channel.
   bn_stats_tiles: {
-    template: 'bn_stats_tiles', flags: [], params: CONV_PARAMS.forward, grid: { kind: 'channels' }, workgroupSize: 64,
+    template: 'bn_stats_tiles', flags: [], params: ['TILES'], paramMax: 2 ** 30, grid: { kind: 'channels' }, workgroupSize: 64,
     expand: expandStatsTiles,
   },
   bn_apply: { template: 'bn_apply', flags: [], grid: { kind: 'elements', over: 'y' }, workgroupSize: 64 },

@@ -5,7 +5,8 @@
  */
 import type { ConvBNConfig, Mode } from './config.js';
 import { outputShape, tensorSizes } from './config.js';
-import { forwardStatsFit } from './tiles/forward.js';
+import { forwardStatsFit, forwardTileCount } from './tiles/forward.js';
+import { igemmStatsTiles } from './tiles/igemm.js';
 import { partialStride, wgradChunks, type KernelVariant } from './kernels.js';
 import type { DgradChoice, ForwardChoice, KernelChoice, WgradChoice } from './tuning/choice.js';
 import { selectKernels, type KernelTarget } from './tuning/select.js';
@@ -62,7 +63,7 @@ export function hasScalarWeights(c: ConvBNConfig): boolean {
 
 const tileParams = (tile: object): Record<string, number> => ({ ...(tile as Record<string, number>) });
 
-/** The forward conv: x (* W') + b' into `output`; `statsScratch` (reg only): also its per-tile statistics there. */
+/** The forward conv: x (* W') + b' into `output`; `statsScratch` (reg, wg): also its per-tile statistics there. */
 function convStep(
   choice: ForwardChoice, tune: boolean, weight: Role, channels: Role, output: StepRole, statsScratch?: StepRole,
 ): PlanStep {
@@ -71,7 +72,8 @@ function convStep(
     case 'direct': return step('conv_forward', { TUNE: tune }, bind);
     case 'reg': return step('conv_fwd_reg', { TUNE: tune, STATS: statsScratch !== undefined },
       statsScratch ? { ...bind, statsScratch } : bind, tileParams(choice.tile));
-    case 'wg': return step('conv_fwd_wg', { TUNE: tune }, bind, tileParams(choice.tile));
+    case 'wg': return step('conv_fwd_wg', { TUNE: tune, STATS: statsScratch !== undefined },
+      statsScratch ? { ...bind, statsScratch } : bind, tileParams(choice.tile));
   }
 }
 
@@ -111,18 +113,28 @@ function wgradSteps(
   return [pass1, reduce];
 }
 
+/** The partials per channel a STATS forward of `choice` writes, or undefined where it cannot. */
+function statsTiles(choice: ForwardChoice, c: ConvBNConfig): number | undefined {
+  switch (choice.algo) {
+    case 'direct': return undefined;
+    case 'reg': return forwardStatsFit(c, choice.tile) ? forwardTileCount(c, choice.tile) : undefined;
+    case 'wg': return igemmStatsTiles(c, choice.tile);
+  }
+}
+
 /** Train's conv and batch statistics from its tile partials, or undefined where the forward cannot write them. */
 function tileStatsSteps(choice: ForwardChoice, c: ConvBNConfig): PlanStep[] | undefined {
-  if (choice.algo !== 'reg' || !forwardStatsFit(c, choice.tile)) return undefined;
+  const tiles = statsTiles(choice, c);
+  if (tiles === undefined) return undefined;
   return [
     convStep(choice, false, 'weight', 'channels', 'z', 'y'),
-    step('bn_stats_tiles', {}, { statsScratch: 'y', channels: 'channels', stats: 'stats' }, tileParams(choice.tile)),
+    step('bn_stats_tiles', {}, { statsScratch: 'y', channels: 'channels', stats: 'stats' }, { TILES: tiles }),
   ];
 }
 
 /**
  * conv -> BN (batch or running stats) as two ops; the conv output z is kept for backward.
- * Train with a register-blocked forward whose tile partials fit: the conv's epilogue also writes
+ * Train with a tiled forward (reg or wg) whose tile partials fit: the conv's epilogue also writes
  * per-tile statistics (into y, free until bn_apply) and bn_stats_tiles merges them, instead of
  * bn_stats reading z again. A recompute in backward runs the plain conv.
  */

@@ -51,6 +51,16 @@ fn folded_grad_gamma(sum_w_gw: f32, bias: f32, mean: f32, gb_folded: f32, runnin
   return (sum_w_gw + (bias - mean) * gb_folded) / sqrt(running_var + EPS);
 }
 
+// (count, mean, M2) of two disjoint sets merged with Chan et al.'s rule (exact for equal means: a
+// constant channel keeps M2 = 0). For train's batch statistics from per-tile partials.
+fn merge_moments(a: vec3f, b: vec3f) -> vec3f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let count = a.x + b.x;
+  let delta = b.y - a.y;
+  return vec3f(count, a.y + delta * (b.x / count), a.z + b.z + delta * delta * (a.x * b.x / count));
+}
+
 // Tree sum over one workgroup (WORKGROUP_SIZE is a power of two). Deterministic:
 // the same inputs give the same bits, whatever the adapter.
 var<workgroup> partial_sums: array<f32, WORKGROUP_SIZE>;

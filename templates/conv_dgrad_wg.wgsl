@@ -7,6 +7,7 @@
 @group(0) @binding(2) var<storage, read> channels: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gradX: array<f32>;
 
+const STATS: bool = false;
 const SUM_ROWS: bool = false;
 const TAPS: u32 = KH * KW;
 
@@ -39,5 +40,7 @@ fn store_c(z: u32, m: u32, n: u32, v: f32) {
 }
 
 fn store_row_sum(z: u32, m: u32, v: f32) {}
+
+fn store_stats(z: u32, m: u32, nt: u32, moments: vec3f) {}
 
 //@insert CORE

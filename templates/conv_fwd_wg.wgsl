@@ -6,6 +6,10 @@
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+// STATS (train): per channel and N tile, (count, mean, M2) of z into statsScratch (the y buffer, free
+// until bn_apply), so the batch statistics need no pass over z (bn_stats_tiles merges them). Without
+// STATS a private stand-in that is never written.
+//@insert STATS_BINDING
 
 const SUM_ROWS: bool = false;
 const TAPS: u32 = KH * KW;
@@ -46,5 +50,15 @@ fn store_c(z: u32, m: u32, n: u32, v: f32) {
 }
 
 fn store_row_sum(z: u32, m: u32, v: f32) {}
+
+fn store_stats(z: u32, m: u32, nt: u32, moments: vec3f) {
+  if (STATS) {
+    let co = z * COUT_PER_GROUP + m;
+    let at = (co * TILES_N + nt) * 3u;
+    statsScratch[at] = moments.x;
+    statsScratch[at + 1u] = moments.y + channels[CH_BIAS + co];
+    statsScratch[at + 2u] = moments.z;
+  }
+}
 
 //@insert CORE

@@ -7,6 +7,7 @@
 @group(0) @binding(1) var<storage, read> gradOut: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
+const STATS: bool = false;
 const SUM_ROWS: bool = true;
 const TAPS: u32 = KH * KW;
 
@@ -46,5 +47,7 @@ fn store_row_sum(z: u32, m: u32, v: f32) {
   let co = (z / CHUNKS) * COUT_PER_GROUP + m;
   partials[(z % CHUNKS) * PARTIAL_STRIDE + W_SIZE + co] = v;
 }
+
+fn store_stats(z: u32, m: u32, nt: u32, moments: vec3f) {}
 
 //@insert CORE

@@ -7,10 +7,16 @@
 // block of C in registers: RM adjacent rows, and RN columns 8 apart, so that the
 // 8 invocations of a row read adjacent words of tile_b (no bank conflicts) and
 // store adjacent elements of C (coalesced on a GPU). With KS > 1 the slices add
-// their blocks through workgroup memory at the end, and slice 0 stores.
+// their blocks through workgroup memory (exchange) at the end, and slice 0 stores.
+// STATS (forward, train): each invocation also takes count, mean and M2 of its
+// RN values of each row, shifted by the first (a constant row gives exactly 0
+// as M2); the 8 invocations of a row merge theirs in order (Chan et al.) and
+// store_stats writes one partial per row and N tile. The slices' last
+// exchange ended with a barrier, so STATS may reuse it.
 var<workgroup> tile_a: array<f32, KS * TM * TK>;  // [slice][k][m]
 var<workgroup> tile_b: array<f32, KS * TK * TN>;  // [slice][k][n]
-var<workgroup> partial_c: array<f32, PARTIAL_C_SIZE>;  // [m][n], then the row sums (KS > 1)
+// KS > 1: [m][n], then the row sums; after that (STATS) [m][tx][count, mean, M2].
+var<workgroup> exchange: array<f32, EXCHANGE_SIZE>;
 
 const SLICE_SIZE: u32 = 64u;
 
@@ -62,32 +68,73 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
     sync_workgroup();
   }
   if (KS > 1u) {
-    // Slices 1 .. KS-1 add their blocks into slice 0's, one at a time through partial_c.
+    // Slices 1 .. KS-1 add their blocks into slice 0's, one at a time through exchange.
     for (var g = 1u; g < KS; g++) {
       if (slice == g) {
         for (var i = 0u; i < RM; i++) {
-          for (var j = 0u; j < RN; j++) { partial_c[(ty * RM + i) * TN + j * 8u + tx] = acc[i * RN + j]; }
-          if (SUM_ROWS && tx == 0u) { partial_c[TM * TN + ty * RM + i] = row_sum[i]; }
+          for (var j = 0u; j < RN; j++) { exchange[(ty * RM + i) * TN + j * 8u + tx] = acc[i * RN + j]; }
+          if (SUM_ROWS && tx == 0u) { exchange[TM * TN + ty * RM + i] = row_sum[i]; }
         }
       }
       workgroupBarrier();
       if (slice == 0u) {
         for (var i = 0u; i < RM; i++) {
-          for (var j = 0u; j < RN; j++) { acc[i * RN + j] += partial_c[(ty * RM + i) * TN + j * 8u + tx]; }
-          if (SUM_ROWS && tx == 0u) { row_sum[i] += partial_c[TM * TN + ty * RM + i]; }
+          for (var j = 0u; j < RN; j++) { acc[i * RN + j] += exchange[(ty * RM + i) * TN + j * 8u + tx]; }
+          if (SUM_ROWS && tx == 0u) { row_sum[i] += exchange[TM * TN + ty * RM + i]; }
         }
       }
       workgroupBarrier();
     }
-    if (slice != 0u) { return; }
   }
-  for (var i = 0u; i < RM; i++) {
-    let m = mt * TM + ty * RM + i;
-    if (m >= GEMM_M) { continue; }
-    for (var j = 0u; j < RN; j++) {
-      let n = nt * TN + j * 8u + tx;
-      if (n < GEMM_N) { store_c(z, m, n, acc[i * RN + j]); }
+  // Slice 0 holds the sums. No return for the others: STATS's barrier below needs every invocation.
+  if (slice == 0u) {
+    for (var i = 0u; i < RM; i++) {
+      let m = mt * TM + ty * RM + i;
+      if (m >= GEMM_M) { continue; }
+      for (var j = 0u; j < RN; j++) {
+        let n = nt * TN + j * 8u + tx;
+        if (n < GEMM_N) { store_c(z, m, n, acc[i * RN + j]); }
+      }
+      if (SUM_ROWS && tx == 0u && nt == 0u) { store_row_sum(z, m, row_sum[i]); }
+      if (STATS) {
+        var count = 0.0;
+        var first = 0.0;
+        var sum_d = 0.0;
+        for (var j = 0u; j < RN; j++) {
+          if (nt * TN + j * 8u + tx < GEMM_N) {
+            if (count == 0.0) { first = acc[i * RN + j]; }
+            count += 1.0;
+            sum_d += acc[i * RN + j] - first;
+          }
+        }
+        let mean_d = select(0.0, sum_d / max(count, 1.0), count > 0.0);
+        var m2 = 0.0;
+        for (var j = 0u; j < RN; j++) {
+          if (nt * TN + j * 8u + tx < GEMM_N) {
+            let e = (acc[i * RN + j] - first) - mean_d;
+            m2 += e * e;
+          }
+        }
+        let at = ((ty * RM + i) * 8u + tx) * 3u;
+        exchange[at] = count;
+        exchange[at + 1u] = first + mean_d;
+        exchange[at + 2u] = m2;
+      }
     }
-    if (SUM_ROWS && tx == 0u && nt == 0u) { store_row_sum(z, m, row_sum[i]); }
+  }
+  if (STATS) {
+    sync_workgroup();
+    if (slice == 0u && tx == 0u) {
+      for (var i = 0u; i < RM; i++) {
+        let m = mt * TM + ty * RM + i;
+        if (m >= GEMM_M) { continue; }
+        var moments = vec3f(0.0);
+        for (var t = 0u; t < 8u; t++) {
+          let at = ((ty * RM + i) * 8u + t) * 3u;
+          moments = merge_moments(moments, vec3f(exchange[at], exchange[at + 1u], exchange[at + 2u]));
+        }
+        store_stats(z, m, nt, moments);
+      }
+    }
   }
 }

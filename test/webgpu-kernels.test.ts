@@ -194,7 +194,7 @@ describe('kernel selection (no device)', () => {
       { algo: 'reg', tile: { CO_B: 1, PY: 1, PX: 7, UNROLL_KH: 0, FLAT: 1 } })).toContain('alias XElement = f32;');
   });
 
-  test('train statistics come from the forward epilogue (bn_stats_tiles) where a register tile\'s partials fit in y', () => {
+  test('train statistics come from the forward epilogue (bn_stats_tiles) where a reg or wg tile\'s partials fit in y', () => {
     const plan = (input: ConvBNConfigInput, profile = GENERIC_CPU, recompute = false) =>
       planFor('train', normalizeConfig(input), { recompute, target: { profile } });
     const kinds = (steps: readonly { variant: { kind: string } }[]) => steps.map((st) => st.variant.kind);
@@ -203,11 +203,18 @@ describe('kernel selection (no device)', () => {
     expect(kinds(train.forward)).toEqual(['conv_fwd_reg', 'bn_stats_tiles', 'bn_apply']);
     expect(train.forward[0].variant.flags.STATS).toBe(true);
     expect(train.forward[0].bind.statsScratch).toBe('y');
-    expect(train.forward[1].variant.params).toEqual(train.forward[0].variant.params);
-    // Recompute's backward conv only rebuilds z; eval and the GPU path keep bn_stats.
+    // One partial per tile: 2 images x 12 rows x 1 column of 12 pixels (PX = 12 fits a 12-wide row).
+    const regTile = train.forward[0].variant.params!;
+    expect(train.forward[1].variant.params).toEqual({ TILES: 2 * Math.ceil(12 / regTile.PY) * Math.ceil(12 / regTile.PX) });
+    // Recompute's backward conv only rebuilds z; eval keeps bn_stats.
     expect(plan(layer, GENERIC_CPU, true).backward[0].variant.flags.STATS).toBe(false);
     expect(kinds(planFor('eval', normalizeConfig(layer), { target: { profile: GENERIC_CPU } }).forward)).toContain('bn_stats');
-    expect(kinds(plan(layer, GENERIC_GPU).forward)).toEqual(['conv_fwd_wg', 'bn_stats', 'bn_apply']);
+    // The GPU path: one partial per channel and N tile of the GEMM (N = 2 x 12 x 12 pixels).
+    const gpu = plan(layer, GENERIC_GPU);
+    expect(kinds(gpu.forward)).toEqual(['conv_fwd_wg', 'bn_stats_tiles', 'bn_apply']);
+    expect(gpu.forward[0].variant.flags.STATS).toBe(true);
+    expect(gpu.forward[1].variant.params).toEqual({ TILES: Math.ceil(288 / gpu.forward[0].variant.params!.TN) });
+    expect(plan(layer, GENERIC_GPU, true).backward[0].variant.flags.STATS).toBe(false);
     // Two values per channel, one per tile: 3 floats per tile do not fit in y.
     expect(kinds(plan({ N: 2, Cin: 2, Cout: 2, H: 1, W: 1, kernel: 1 }).forward)).toEqual(['conv_fwd_reg', 'bn_stats', 'bn_apply']);
   });
@@ -239,12 +246,13 @@ describe.skipIf(!device)('every kernel family against the float64 oracle', () =>
     });
   });
 
-  test('train statistics from tile partials: a constant channel gets exactly its value as mean and 0 as variance', async () => {
+  test.each(['reg', 'wg'] as const)('train statistics from %s tile partials: a constant channel gets exactly its value as mean and 0 as variance', async (algo) => {
     const c = normalizeConfig({ N: 2, Cin: 3, Cout: 4, H: 7, W: 9, kernel: 3, padding: 1 });
-    const engine = await createWebGPUEngine({ device: device! });
+    const kernels = { force: { forward: algo } };
+    const engine = await createWebGPUEngine({ device: device!, kernels });
     try {
-      expect(planFor('train', c, { target: new PipelineCache(device!).target }).forward.map((st) => st.variant.kind))
-        .toContain('bn_stats_tiles');
+      const forward = planFor('train', c, { target: new PipelineCache(device!, kernels).target }).forward;
+      expect(forward.map((st) => st.variant.kind)).toEqual([`conv_fwd_${algo}`, 'bn_stats_tiles', 'bn_apply']);
       const params = randomParams(mulberry32(5), c);
       // Zero weights: z is the bias, one constant per channel, so xhat = 0 and y = beta exactly.
       params.weight.fill(0);

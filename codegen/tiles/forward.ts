@@ -86,11 +86,12 @@ function tileStats(j: number, PY: number, PX: number, guard: (r: number, p: numb
   return lines;
 }
 
-/** bn_stats_tiles: the tile count of the STATS forward whose partials it merges. */
+/** bn_stats_tiles: TILES, the partials per channel that the STATS forward (reg or wg) wrote. */
 export function expandStatsTiles(variant: KernelVariant, c: ConvBNConfig): Expansion {
-  const t = forwardTileOf(variant);
-  if (!forwardStatsFit(c, t)) throw new TileMismatchError('bn_stats_tiles', 'the tile partials do not fit in y');
-  return { constants: { TILE_COUNT: forwardTileCount(c, t) }, inserts: {}, workgroups: c.Cout };
+  const tiles = param(variant.params, 'TILES');
+  const out = outputShape(c);
+  if (tiles < 1 || 3 * tiles > c.N * out.H * out.W) throw new TileMismatchError('bn_stats_tiles', 'the tile partials do not fit in y');
+  return { constants: { TILE_COUNT: tiles }, inserts: {}, workgroups: c.Cout };
 }
 
 export function forwardTileOf(variant: KernelVariant): ForwardTile {

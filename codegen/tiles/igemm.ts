@@ -37,12 +37,21 @@ const SLICE_INVOCATIONS = 64;
 const WORKGROUP_STORAGE_BYTES = 16384;
 const WORKGROUP_INVOCATIONS = 256;
 
-/** Workgroup memory a tile takes, in f32s: KS staged A and B tiles, and the C block (and row sums) the slices add through. */
-export function igemmWorkgroupFloats(t: IgemmTile): number {
-  return t.KS * t.TK * (t.TM + t.TN) + (t.KS > 1 ? t.TM * t.TN + t.TM : 0);
+/**
+ * Floats of the exchange area: the C block and row sums the KS slices add through, then (`stats`)
+ * the (count, mean, M2) of each row's 8 invocations; at least 1 (WGSL arrays are not empty).
+ */
+function exchangeFloats(t: IgemmTile, stats: boolean): number {
+  return Math.max(1, t.KS > 1 ? t.TM * t.TN + t.TM : 0, stats ? t.TM * 8 * 3 : 0);
 }
 
-export function igemmTileProblem(t: IgemmTile): string | undefined {
+/** Workgroup memory a tile takes, in f32s: KS staged A and B tiles, and the exchange area. */
+export function igemmWorkgroupFloats(t: IgemmTile, stats = false): number {
+  return t.KS * t.TK * (t.TM + t.TN) + exchangeFloats(t, stats);
+}
+
+/** `stats`: the forward's STATS epilogue, whose merge scratch must fit too. */
+export function igemmTileProblem(t: IgemmTile, stats = false): string | undefined {
   for (const [name, v] of [['TM', t.TM], ['TN', t.TN]] as const) {
     if (v !== 8 && v !== 16 && v !== 32 && v !== 64) return `${name} must be 8, 16, 32 or 64`;
   }
@@ -50,7 +59,7 @@ export function igemmTileProblem(t: IgemmTile): string | undefined {
   if (t.KS !== 1 && t.KS !== 2 && t.KS !== 4) return 'KS must be 1, 2 or 4';
   if (t.KS * SLICE_INVOCATIONS > WORKGROUP_INVOCATIONS) return `KS x ${SLICE_INVOCATIONS} invocations exceed ${WORKGROUP_INVOCATIONS}`;
   // common.wgsl's reduction scratch (one f32 per invocation) counts too where a compiler keeps it.
-  const bytes = 4 * (igemmWorkgroupFloats(t) + t.KS * SLICE_INVOCATIONS);
+  const bytes = 4 * (igemmWorkgroupFloats(t, stats) + t.KS * SLICE_INVOCATIONS);
   if (bytes > WORKGROUP_STORAGE_BYTES) return `the tile needs ${bytes} bytes of workgroup memory (at most ${WORKGROUP_STORAGE_BYTES})`;
   return undefined;
 }
@@ -72,21 +81,43 @@ export function gemmShape(pass: IgemmPass, c: ConvBNConfig): { M: number; N: num
   }
 }
 
+/**
+ * The forward's STATS partials, one per output channel and N tile (3 floats each, in the y buffer):
+ * their count, or undefined where the tile's merge scratch or the partials do not fit.
+ */
+export function igemmStatsTiles(c: ConvBNConfig, t: IgemmTile): number | undefined {
+  if (igemmTileProblem(t, true)) return undefined;
+  const g = gemmShape('forward', c);
+  const tiles = ceilDiv(g.N, t.TN);
+  return 3 * tiles <= g.N ? tiles : undefined;
+}
+
 function expandPass(pass: IgemmPass, variant: KernelVariant, c: ConvBNConfig): Expansion {
   const t = igemmTileOf(variant);
-  const problem = igemmTileProblem(t);
+  const stats = pass === 'forward' && variant.flags.STATS === true;
+  const problem = igemmTileProblem(t, stats);
   if (problem) throw new TileMismatchError(`conv_${pass}_wg`, problem);
+  if (stats && variant.flags.TUNE) throw new TileMismatchError('conv_fwd_wg', 'STATS is for train mode, which never folds');
+  if (stats && igemmStatsTiles(c, t) === undefined) {
+    throw new TileMismatchError('conv_fwd_wg', 'STATS needs 3 floats per N tile and channel to fit in y');
+  }
   const g = gemmShape(pass, c);
   const tilesM = ceilDiv(g.M, t.TM);
   const tilesN = ceilDiv(g.N, t.TN);
   const workgroups = tilesM * tilesN * g.batch;
+  const inserts: Record<string, string> = { CORE: TEMPLATES.igemm_core };
+  if (pass === 'forward') {
+    inserts.STATS_BINDING = stats
+      ? '@group(0) @binding(4) var<storage, read_write> statsScratch: array<f32>;'
+      : 'var<private> statsScratch: array<f32, 1>;';
+  }
   return {
     constants: {
-      TM: t.TM, TN: t.TN, TK: t.TK, KS: t.KS, RM: t.TM / 8, RN: t.TN / 8, PARTIAL_C_SIZE: t.KS > 1 ? t.TM * t.TN + t.TM : 1,
+      TM: t.TM, TN: t.TN, TK: t.TK, KS: t.KS, RM: t.TM / 8, RN: t.TN / 8, EXCHANGE_SIZE: exchangeFloats(t, stats),
       GEMM_M: g.M, GEMM_N: g.N, GEMM_K: g.K, GEMM_BATCH: g.batch, TILES_M: tilesM, TILES_N: tilesN,
       ...(pass === 'wgrad' ? { CHUNKS: wgradChunks(c), ROWS_PER_CHUNK: rowsPerChunk(c), PARTIAL_STRIDE: partialStride(c) } : {}),
     },
-    inserts: { CORE: TEMPLATES.igemm_core },
+    inserts,
     workgroups,
     workgroupSize: SLICE_INVOCATIONS * t.KS,
   };
