@@ -8,6 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODES, normalizeConfig, outputShape, tensorSizes } from '../codegen/config.js';
 import { ConvBNInputError } from '../codegen/errors.js';
 import { createWasmEngine, type KernelChoice } from '../runtime/wasm/engine.js';
+import { WasmHeap } from '../runtime/wasm/heap.js';
+import { BN } from '../runtime/wasm/layout.js';
+import { Runner } from '../runtime/wasm/ops.js';
+import { loadModule, MAX_PAGES, ThreadPool } from '../runtime/wasm/pool.js';
 import { mulberry32, randomParams, randomTensor } from './helpers/random.js';
 import { repoRoot, runCase, sameBits } from './wasm-helpers.js';
 
@@ -182,6 +186,42 @@ describe('wasm backend: job hand-over between threads', () => {
       jittered.destroy();
     }
   }, 60_000);
+});
+
+describe('wasm backend: host work alongside a job', () => {
+  // The backward copies gx out of the heap on the calling thread while the workers start the weight gradient.
+  it('runs once on the calling thread, the job still completes, and a failure in it is thrown after the job', async () => {
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    const pool = await ThreadPool.create(await loadModule(true), memory, 2);
+    const runner = new Runner(new WasmHeap(memory, 1024, MAX_PAGES), pool);
+    try {
+      const [N, C, HW] = [3, 5, 7];
+      const values = randomTensor(mulberry32(11), N * C * HW);
+      const src = runner.heap.alloc(values.length * 4);
+      runner.heap.f32(src, values.length).set(values);
+      const out = runner.heap.alloc(C * 4);
+      const expected = Float32Array.from({ length: C }, (_, c) => {
+        let s = 0;
+        for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) s += values[(n * C + c) * HW + i];
+        return s;
+      });
+      const ints = { [BN.N]: N, [BN.C]: C, [BN.HW]: HW, [BN.DY]: src, [BN.GBETA]: out };
+      const sums = () => Array.from(runner.heap.f32(out, C), (v, c) => Math.abs(v - expected[c]) / Math.abs(expected[c]));
+      let calls = 0;
+      await runner.run('chan_sum', ints, C, { alongside: () => { calls++; } });
+      expect(calls).toBe(1);
+      for (const e of sums()) expect(e).toBeLessThan(1e-6);
+      runner.heap.f32(out, C).fill(0);
+      await expect(runner.run('chan_sum', ints, C, { alongside: () => { throw new Error('copy failed'); } })).rejects.toThrow('copy failed');
+      for (const e of sums()) expect(e).toBeLessThan(1e-6);
+      // The pool takes the next job as usual.
+      runner.heap.f32(out, C).fill(0);
+      await runner.run('chan_sum', ints, C);
+      for (const e of sums()) expect(e).toBeLessThan(1e-6);
+    } finally {
+      pool.destroy();
+    }
+  });
 });
 
 describe('wasm backend: memory accounting', () => {

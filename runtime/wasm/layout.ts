@@ -6,7 +6,7 @@
 /** Exported kernels, in the order the thread pool indexes them. */
 export const KERNELS = [
   'pack_input', 'pack_weights', 'conv_direct4', 'conv_direct1', 'conv_scalar', 'dgrad_scalar',
-  'wgrad_scalar', 'wgrad4', 'wgrad1', 'pack_x_nhwc', 'pack_dz_nhwc', 'wgrad_nhwc', 'wgrad_nhwc_sum', 'wgrad_nhwc_gather', 'wgrad_nhwc_chan_sums', 'bn_train_fwd', 'bn_train_bwd', 'bn_eval_bwd', 'chan_sum',
+  'wgrad_scalar', 'wgrad4', 'wgrad1', 'wgrad_nhwc', 'wgrad_nhwc_sum', 'wgrad_nhwc_gather', 'wgrad_nhwc_chan_sums', 'bn_train_fwd', 'bn_train_bwd', 'bn_eval_bwd', 'chan_sum',
 ] as const;
 export type KernelName = (typeof KERNELS)[number];
 
@@ -35,8 +35,9 @@ export const WG = {
 } as const;
 
 export const WN = {
-  N: 0, G: 1, C: 2, CO: 3, CP: 4, CQ: 5, R: 6, WP: 7, KH: 8, KW: 9, SH: 10, SW: 11, DH: 12, DW: 13, HO: 14, WO: 15,
-  X: 16, DZ: 17, XT: 18, DZT: 19, PART: 20, OHC: 21, GW: 22, PADT: 23, PADL: 24, H: 25, W: 26, TASKS: 27, OPT: 28, SUMS: 29, SUMS_OUT: 30,
+  N: 0, G: 1, C: 2, CO: 3, CP: 4, CQ: 5, SSTRIDE: 6, WP: 7, KH: 8, KW: 9, SH: 10, SW: 11, DH: 12, DW: 13, HO: 14, WO: 15,
+  X: 16, DZ: 17, SCRATCH: 18, PART: 19, OHC: 20, GW: 21, PADT: 22, PADL: 23, H: 24, W: 25, TASKS: 26, OPT: 27,
+  SUMS: 28, SUMS_OUT: 29,
 } as const;
 
 export const BN = {

@@ -27,6 +27,9 @@ interface PackSource { srcH: number; srcW: number; upH: number; upW: number; pad
 /** Bytes of per-task partial weight gradients the nhwc wgrad may hold at once. */
 export const NHWC_PARTIALS = 32 << 20;
 
+/** A thread's transposed x and dz rows in the nhwc wgrad: about what stays in one core's L2. */
+const NHWC_SCRATCH = 1 << 20;
+
 /** Per-thread scratch a fused task may use; larger tasks pack the whole input first. */
 const FUSE_LIMIT = 1 << 20;
 
@@ -352,47 +355,52 @@ export class ConvOps {
     if (xp !== x) s.free(xp);
   }
 
-  /** wgrad with channels innermost: transpose x and dz, per-task partial sums over output-row chunks, then add them. */
+  /**
+   * wgrad with channels innermost: each task transposes the x and dz rows of its chunk of output rows
+   * into its thread's scratch and sums them into its own partial gradient; then the partials are added.
+   */
   private async wgradNhwc(s: Scratch, x: number, dz: number, gw: number, alongside?: () => void, channelSums?: number): Promise<void> {
     const c = this.c;
     const G = c.groups;
     const Cp = Math.ceil(this.Cig / 8) * 8;
     const Cq = Math.ceil(this.Cog / 4) * 4;
     const T = c.kH * c.kW;
-    const R = (this.Ho - 1) * c.strideH + (c.kH - 1) * c.dilationH + 1;
     const Wp = (this.Wo - 1) * c.strideW + (c.kW - 1) * c.dilationW + 1;
     const partBytes = G * Cq * T * Cp * 4;
+    // One task's transposed rows: the x rows its output rows read (8-channel blocks), and its dz rows.
+    const scratchBytes = (rows: number) =>
+      (Cp * ((rows - 1) * c.strideH + (c.kH - 1) * c.dilationH + 1) * Wp + Cq * rows * this.Wo) * 4;
     // Half the usual task count: each task's passes run over its whole row chunk, so longer chunks run faster,
-    // and fewer partial gradients are summed afterwards; 24 tasks still balance a few threads.
-    const perImage = Math.max(1, Math.min(this.Ho, Math.ceil(TASKS / 2 / c.N), Math.floor(NHWC_PARTIALS / partBytes / c.N)));
+    // and fewer partial gradients are summed afterwards; 24 tasks still balance a few threads. Smaller chunks
+    // where a task's rows would not stay in L2, as far as the partials' memory allows.
+    const maxPerImage = Math.max(1, Math.min(this.Ho, Math.floor(NHWC_PARTIALS / partBytes / c.N)));
+    let perImage = Math.max(1, Math.min(maxPerImage, Math.ceil(TASKS / 2 / c.N)));
+    while (perImage < maxPerImage && scratchBytes(Math.ceil(this.Ho / perImage)) > NHWC_SCRATCH) perImage++;
     const ohc = Math.ceil(this.Ho / perImage);
     const tasks = c.N * Math.ceil(this.Ho / ohc);
-    const xT = s.alloc(c.N * G * R * Wp * Cp * 4);
-    const dzT = s.alloc(c.N * G * this.Ho * this.Wo * Cq * 4);
+    const stride = roundUp(scratchBytes(ohc), 64);
+    const scratch = s.alloc(stride * this.r.pool.threads);
     const part = s.alloc(tasks * partBytes);
     const rowSums = channelSums !== undefined ? s.alloc(c.N * G * this.Ho * Cq * 4) : 0;
     const ints = {
-      [WN.N]: c.N, [WN.G]: G, [WN.C]: this.Cig, [WN.CO]: this.Cog, [WN.CP]: Cp, [WN.CQ]: Cq, [WN.R]: R, [WN.WP]: Wp,
+      [WN.N]: c.N, [WN.G]: G, [WN.C]: this.Cig, [WN.CO]: this.Cog, [WN.CP]: Cp, [WN.CQ]: Cq, [WN.SSTRIDE]: stride, [WN.WP]: Wp,
       [WN.KH]: c.kH, [WN.KW]: c.kW, [WN.SH]: c.strideH, [WN.SW]: c.strideW, [WN.DH]: c.dilationH, [WN.DW]: c.dilationW,
-      [WN.HO]: this.Ho, [WN.WO]: this.Wo, [WN.X]: x, [WN.DZ]: dz, [WN.XT]: xT, [WN.DZT]: dzT, [WN.PART]: part,
+      [WN.HO]: this.Ho, [WN.WO]: this.Wo, [WN.X]: x, [WN.DZ]: dz, [WN.SCRATCH]: scratch, [WN.PART]: part,
       [WN.OHC]: ohc, [WN.GW]: gw, [WN.PADT]: c.padTop, [WN.PADL]: c.padLeft, [WN.H]: c.H, [WN.W]: c.W, [WN.TASKS]: tasks,
       [WN.SUMS]: rowSums, [WN.SUMS_OUT]: channelSums ?? 0,
     };
-    await this.r.run('pack_x_nhwc', ints, c.N * G * R);
-    await this.r.run('pack_dz_nhwc', ints, c.N * G * this.Ho);
+    await this.r.run('wgrad_nhwc', ints, tasks, { alongside });
+    s.free(scratch);
     if (rowSums) {
       await this.r.run('wgrad_nhwc_chan_sums', ints, c.Cout, { serial: true });
       s.free(rowSums);
     }
-    await this.r.run('wgrad_nhwc', ints, tasks, { alongside });
     // Add the partials in task order (chunks of the partial, multiples of 4 floats), then reorder into OIHW.
     const partFloats = partBytes / 4;
     const chunk = Math.ceil(partFloats / TASKS / 4) * 4;
     await this.r.run('wgrad_nhwc_sum', { ...ints, [WN.OPT]: chunk }, Math.ceil(partFloats / chunk));
     await this.r.run('wgrad_nhwc_gather', ints, c.Cout);
     s.free(part);
-    s.free(dzT);
-    s.free(xT);
   }
 
   private bnInts(extra: Record<number, number>): Record<number, number> {

@@ -659,15 +659,16 @@ export function wgrad4(p: usize, task: i32, tid: i32): void {
 // so that gW[co][ci..ci+7] for one tap is a vector sum of
 // splat(dz[p][co]) * x[p + tap][ci..ci+7] over pixels p: the forward kernel's
 // shape (2 vector loads + 4 broadcasts per 8 multiply-adds, one pointer each).
-// The transposed tensors are channel-blocked (8 x channels, 4 dz channels per
+// The transposed rows are channel-blocked (8 x channels, 4 dz channels per
 // pixel record), so a pass streams contiguous rows.
-// Each task sums a fixed chunk of output rows into its own partial gW; a
-// second job adds the partials in task order.
+// Each task transposes the rows of its chunk of output rows into its thread's
+// scratch and sums them into its own partial gW; a second job adds the
+// partials in task order.
 // ---------------------------------------------------------------------------
-const WN_N = 0, WN_G = 1, WN_C = 2, WN_CO = 3, WN_CP = 4, WN_CQ = 5, WN_R = 6, WN_WP = 7, WN_KH = 8, WN_KW = 9,
-  WN_SH = 10, WN_SW = 11, WN_DH = 12, WN_DW = 13, WN_HO = 14, WN_WO = 15, WN_X = 16, WN_DZ = 17, WN_XT = 18,
-  WN_DZT = 19, WN_PART = 20, WN_OHC = 21, WN_GW = 22, WN_PADT = 23, WN_PADL = 24, WN_H = 25, WN_W = 26, WN_TASKS = 27,
-  WN_OPT = 28, WN_SUMS = 29, WN_SUMS_OUT = 30;
+const WN_N = 0, WN_G = 1, WN_C = 2, WN_CO = 3, WN_CP = 4, WN_CQ = 5, WN_SSTRIDE = 6, WN_WP = 7, WN_KH = 8, WN_KW = 9,
+  WN_SH = 10, WN_SW = 11, WN_DH = 12, WN_DW = 13, WN_HO = 14, WN_WO = 15, WN_X = 16, WN_DZ = 17, WN_SCRATCH = 18,
+  WN_PART = 19, WN_OHC = 20, WN_GW = 21, WN_PADT = 22, WN_PADL = 23, WN_H = 24, WN_W = 25, WN_TASKS = 26,
+  WN_OPT = 27, WN_SUMS = 28, WN_SUMS_OUT = 29;
 
 /** 4 columns of 4 source rows as 4 destination vectors (a 4x4 transpose), stored `dstride` bytes apart. */
 // @ts-ignore: decorator
@@ -716,18 +717,15 @@ function transpose8(src: usize, plane: usize, dst: usize, n: i32): void {
 }
 
 /**
- * xT[n][g][cib][r][c][8] = x[n][g*C + 8*cib + j][r - padT][c - padL] (0 outside, and for ci >= C):
- * blocks of 8 channels, so one wgrad pass (8 input channels) reads contiguous memory. Task (n, g, r).
+ * Row r of the padded x plane of (n, g) = ng, channels innermost in blocks of 8:
+ * dst[cib][c][8] = x[n][g*C + 8*cib + j][r - padT][c - padL] (0 outside, and for ci >= C),
+ * the blocks `blockBytes` apart, so that one wgrad pass (8 input channels) reads contiguous memory.
  */
-export function pack_x_nhwc(p: usize, task: i32, tid: i32): void {
-  const G = pi(p, WN_G), C = pi(p, WN_C), Cp = pi(p, WN_CP), R = pi(p, WN_R), Wp = pi(p, WN_WP);
+function packXRow(p: usize, ng: i32, r: i32, dst: usize, blockBytes: usize): void {
+  const C = pi(p, WN_C), Cp = pi(p, WN_CP), Wp = pi(p, WN_WP);
   const H = pi(p, WN_H), W = pi(p, WN_W), padT = pi(p, WN_PADT), padL = pi(p, WN_PADL);
-  const x = pu(p, WN_X), xT = pu(p, WN_XT);
-  const r = task % R;
-  const ng = task / R;
   const nbc = Cp >> 3;
-  const rowBytes = <usize>(Wp * 8) << 2, blockBytes = <usize>R * rowBytes;
-  const dst = at(xT, (ng * nbc * R + r) * Wp * 8);
+  const rowBytes = <usize>(Wp * 8) << 2;
   const ih = r - padT;
   const lo = imax(0, padL), hi = imin(Wp, padL + W);
   if (ih < 0 || ih >= H || hi <= lo) {
@@ -745,7 +743,7 @@ export function pack_x_nhwc(p: usize, task: i32, tid: i32): void {
     }
   }
   const plane = <usize>(H * W) << 2;
-  const src0 = at(x, ng * C * H * W + ih * W + lo - padL);
+  const src0 = at(pu(p, WN_X), ng * C * H * W + ih * W + lo - padL);
   const d0 = dst + (<usize>lo << 5);
   let ci = 0;
   for (; ci + 8 <= C; ci += 8) transpose8(src0 + <usize>ci * plane, plane, d0 + <usize>(ci >> 3) * blockBytes, hi - lo);
@@ -766,20 +764,16 @@ export function pack_x_nhwc(p: usize, task: i32, tid: i32): void {
 }
 
 /**
- * dzT[n][g][cob][oh][ow][4] = dz[n][g*CO + 4*cob + j][oh][ow] (0 for co >= CO): blocks of 4 channels. Task (n, g, oh).
- * WN_SUMS set: also sums[task][co] = sum over ow of that row, read back from the block just written (in L1),
- * so the bias gradient needs no pass of its own over dz (wgrad_nhwc_chan_sums adds the rows).
+ * Row oh of dz of (n, g) = ng in blocks of 4 channels: dst[cob][ow][4] = dz[n][g*CO + 4*cob + j][oh][ow]
+ * (0 for co >= CO), the blocks `blockBytes` apart. `sums` != 0: also sums[co] = the row's sum per channel,
+ * read back from the block just written (in L1), so the bias gradient needs no pass of its own over dz.
  */
-export function pack_dz_nhwc(p: usize, task: i32, tid: i32): void {
+function packDzRow(p: usize, ng: i32, oh: i32, dst: usize, blockBytes: usize, sums: usize): void {
   const CO = pi(p, WN_CO), Cq = pi(p, WN_CQ), Ho = pi(p, WN_HO), Wo = pi(p, WN_WO);
-  const dz = pu(p, WN_DZ), dzT = pu(p, WN_DZT);
-  const oh = task % Ho;
-  const ng = task / Ho;
   const nbq = Cq >> 2;
-  const rowBytes = <usize>(Wo * 4) << 2, blockBytes = <usize>Ho * rowBytes;
-  const dst = at(dzT, (ng * nbq * Ho + oh) * Wo * 4);
+  const rowBytes = <usize>(Wo * 4) << 2;
   const plane = <usize>(Ho * Wo) << 2;
-  const src0 = at(dz, ng * CO * Ho * Wo + oh * Wo);
+  const src0 = at(pu(p, WN_DZ), ng * CO * Ho * Wo + oh * Wo);
   let co = 0;
   for (; co + 4 <= CO; co += 4) {
     const sp = src0 + <usize>co * plane;
@@ -798,17 +792,16 @@ export function pack_dz_nhwc(p: usize, task: i32, tid: i32): void {
       }
     }
   }
-  const sums = pu(p, WN_SUMS);
   if (sums == 0) return;
   for (let b = 0; b < nbq; b++) {
     const row = dst + <usize>b * blockBytes;
     let acc = f32x4.splat(0);
     for (let q = row; q < row + rowBytes; q += 16) acc = f32x4.add(acc, v128.load(q));
-    v128.store(at(sums, task * Cq + 4 * b), acc);
+    v128.store(sums + (<usize>b << 4), acc);
   }
 }
 
-/** out[g*CO + co] = sum over n, oh of sums[(n*G + g)*Ho + oh][co] (pack_dz_nhwc's row sums), in f64, in order. Task = channel. */
+/** out[g*CO + co] = sum over n, oh of sums[(n*G + g)*Ho + oh][co] (the dz row sums), in f64, in order. Task = channel. */
 export function wgrad_nhwc_chan_sums(p: usize, oc: i32, tid: i32): void {
   const N = pi(p, WN_N), G = pi(p, WN_G), CO = pi(p, WN_CO), Cq = pi(p, WN_CQ), Ho = pi(p, WN_HO);
   const sums = pu(p, WN_SUMS), out = pu(p, WN_SUMS_OUT);
@@ -823,61 +816,70 @@ export function wgrad_nhwc_chan_sums(p: usize, oc: i32, tid: i32): void {
 
 /**
  * Partial gW of output rows oh0..oh1-1 of image n. Partial layout [g][cob][tap][cib][4 co][8 ci].
- * A pass (cob, cib, tap) runs over all the chunk's rows with its 8 accumulators in registers and
- * stores them once; its x and dz blocks are contiguous rows, read in order.
+ * Per group, the task first packs the x rows its chunk reads and the chunk's dz rows, channels
+ * innermost, into its thread's scratch (sized to stay in L2; x and dz get no transposed copies in
+ * memory). Then a pass (cob, cib, tap) runs over the chunk's rows with its 8 accumulators in
+ * registers and stores them once; its x and dz blocks are contiguous rows, read in order.
  */
 export function wgrad_nhwc(p: usize, task: i32, tid: i32): void {
-  const G = pi(p, WN_G), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ), R = pi(p, WN_R), Wp = pi(p, WN_WP);
+  const G = pi(p, WN_G), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ), Wp = pi(p, WN_WP);
   const kH = pi(p, WN_KH), kW = pi(p, WN_KW), sH = pi(p, WN_SH), sW = pi(p, WN_SW);
   const dH = pi(p, WN_DH), dW = pi(p, WN_DW), Ho = pi(p, WN_HO), Wo = pi(p, WN_WO);
-  const xT = pu(p, WN_XT), dzT = pu(p, WN_DZT), ohc = pi(p, WN_OHC);
+  const ohc = pi(p, WN_OHC), sums = pu(p, WN_SUMS);
   const chunks = (Ho + ohc - 1) / ohc;
   const n = task / chunks;
   const oh0 = (task % chunks) * ohc, oh1 = imin(Ho, oh0 + ohc);
+  const rows = oh1 - oh0;
+  const xRows = (rows - 1) * sH + (kH - 1) * dH + 1;
   const T = kH * kW, nbq = Cq >> 2, nbc = Cp >> 3;
   const partFloats = G * Cq * T * Cp;
   const part = pu(p, WN_PART) + (<usize>task * <usize>partFloats << 2);
-  const xStep = <usize>sW << 5, xRowStep = <usize>(sH * Wp) << 5, dRowBytes = <usize>Wo << 4;
+  const xStep = <usize>sW << 5, xRowBytes = <usize>Wp << 5, xRowStep = <usize>sH * xRowBytes, dRowBytes = <usize>Wo << 4;
+  const xBlockBytes = <usize>xRows * xRowBytes, dBlockBytes = <usize>rows * dRowBytes;
+  const xs = pu(p, WN_SCRATCH) + <usize>tid * <usize>pi(p, WN_SSTRIDE);
+  const ds = xs + <usize>nbc * xBlockBytes;
   for (let g = 0; g < G; g++) {
-    {
-      const ob = oh0, rows = oh1 - oh0;
-      for (let cob = 0; cob < nbq; cob++) {
-        const dzBlock = at(dzT, (((n * G + g) * nbq + cob) * Ho + ob) * Wo * 4);
-        for (let cib = 0; cib < nbc; cib++) {
-          const xBlock = at(xT, (((n * G + g) * nbc + cib) * R + ob * sH) * Wp * 8);
-          for (let kh = 0; kh < kH; kh++) {
-            for (let kw = 0; kw < kW; kw++) {
-              const tap = kh * kW + kw;
-              const tile = part + (<usize>((((g * nbq + cob) * T + tap) * nbc + cib)) << 7);
-              let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
-              let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
-              let xRow = xBlock + (<usize>(kh * dH * Wp + kw * dW) << 5);
-              let dRow = dzBlock;
-              for (let r = 0; r < rows; r++) {
-                let xp = xRow;
-                const dEnd = dRow + dRowBytes;
-                for (let dp = dRow; dp < dEnd; dp += 16) {
-                  const x0 = v128.load(xp), x1 = v128.load(xp, 16);
-                  let wv = v128.load32_splat(dp);
-                  a00 = f32x4.add(a00, f32x4.mul(x0, wv));
-                  a01 = f32x4.add(a01, f32x4.mul(x1, wv));
-                  wv = v128.load32_splat(dp, 4);
-                  a10 = f32x4.add(a10, f32x4.mul(x0, wv));
-                  a11 = f32x4.add(a11, f32x4.mul(x1, wv));
-                  wv = v128.load32_splat(dp, 8);
-                  a20 = f32x4.add(a20, f32x4.mul(x0, wv));
-                  a21 = f32x4.add(a21, f32x4.mul(x1, wv));
-                  wv = v128.load32_splat(dp, 12);
-                  a30 = f32x4.add(a30, f32x4.mul(x0, wv));
-                  a31 = f32x4.add(a31, f32x4.mul(x1, wv));
-                  xp += xStep;
-                }
-                xRow += xRowStep;
-                dRow = dEnd;
+    const ng = n * G + g;
+    for (let r = 0; r < xRows; r++) packXRow(p, ng, oh0 * sH + r, xs + <usize>r * xRowBytes, xBlockBytes);
+    for (let oh = oh0; oh < oh1; oh++) {
+      packDzRow(p, ng, oh, ds + <usize>(oh - oh0) * dRowBytes, dBlockBytes, sums != 0 ? at(sums, (ng * Ho + oh) * Cq) : 0);
+    }
+    for (let cob = 0; cob < nbq; cob++) {
+      const dzBlock = ds + <usize>cob * dBlockBytes;
+      for (let cib = 0; cib < nbc; cib++) {
+        const xBlock = xs + <usize>cib * xBlockBytes;
+        for (let kh = 0; kh < kH; kh++) {
+          for (let kw = 0; kw < kW; kw++) {
+            const tap = kh * kW + kw;
+            const tile = part + (<usize>((((g * nbq + cob) * T + tap) * nbc + cib)) << 7);
+            let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+            let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+            let xRow = xBlock + (<usize>(kh * dH * Wp + kw * dW) << 5);
+            let dRow = dzBlock;
+            for (let r = 0; r < rows; r++) {
+              let xp = xRow;
+              const dEnd = dRow + dRowBytes;
+              for (let dp = dRow; dp < dEnd; dp += 16) {
+                const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+                let wv = v128.load32_splat(dp);
+                a00 = f32x4.add(a00, f32x4.mul(x0, wv));
+                a01 = f32x4.add(a01, f32x4.mul(x1, wv));
+                wv = v128.load32_splat(dp, 4);
+                a10 = f32x4.add(a10, f32x4.mul(x0, wv));
+                a11 = f32x4.add(a11, f32x4.mul(x1, wv));
+                wv = v128.load32_splat(dp, 8);
+                a20 = f32x4.add(a20, f32x4.mul(x0, wv));
+                a21 = f32x4.add(a21, f32x4.mul(x1, wv));
+                wv = v128.load32_splat(dp, 12);
+                a30 = f32x4.add(a30, f32x4.mul(x0, wv));
+                a31 = f32x4.add(a31, f32x4.mul(x1, wv));
+                xp += xStep;
               }
-              v128.store(tile, a00); v128.store(tile, a01, 16); v128.store(tile, a10, 32); v128.store(tile, a11, 48);
-              v128.store(tile, a20, 64); v128.store(tile, a21, 80); v128.store(tile, a30, 96); v128.store(tile, a31, 112);
+              xRow += xRowStep;
+              dRow = dEnd;
             }
+            v128.store(tile, a00); v128.store(tile, a01, 16); v128.store(tile, a10, 32); v128.store(tile, a11, 48);
+            v128.store(tile, a20, 64); v128.store(tile, a21, 80); v128.store(tile, a30, 96); v128.store(tile, a31, 112);
           }
         }
       }
