@@ -82,10 +82,11 @@ function targetVerdicts(results: LayerResult[], stepRatio: number, coreShare: Re
     ? `- layer ${key}: ${speedup.toFixed(2)}x onnxruntime-web, target >= 1.2x **met**`
     : `- layer ${key}: ${speedup.toFixed(2)}x onnxruntime-web, target >= 1.2x **missed** by ${(1.2 - speedup).toFixed(2)}x${why(key)}`);
   for (const { key, peakShare } of results.filter((r) => 'abcfg'.includes(r.key))) {
-    const pct = (100 * peakShare).toFixed(0);
+    // One decimal: a share just under 60% must not read as "60%, missed by 0 points".
+    const pct = (100 * peakShare).toFixed(1);
     lines.push(peakShare >= 0.6
       ? `- layer ${key}: ${pct}% of the 2-core peak, target >= 60% **met**`
-      : `- layer ${key}: ${pct}% of the 2-core peak, target >= 60% **missed** by ${(60 - 100 * peakShare).toFixed(0)} points${why(key)}`);
+      : `- layer ${key}: ${pct}% of the 2-core peak, target >= 60% **missed** by ${(60 - 100 * peakShare).toFixed(1)} points${why(key)}`);
   }
   if (Number.isFinite(stepRatio)) {
     lines.push(stepRatio <= 3
