@@ -5,7 +5,7 @@
  */
 import type { ConvBNConfig, Mode } from './config.js';
 import { outputShape, tensorSizes } from './config.js';
-import { forwardStatsFit, forwardTileCount } from './tiles/forward.js';
+import { forwardStatsTiles } from './tiles/forward.js';
 import { igemmStatsTiles } from './tiles/igemm.js';
 import { partialStride, wgradChunks, type KernelVariant } from './kernels.js';
 import type { DgradChoice, ForwardChoice, KernelChoice, WgradChoice } from './tuning/choice.js';
@@ -117,7 +117,7 @@ function wgradSteps(
 function statsTiles(choice: ForwardChoice, c: ConvBNConfig): number | undefined {
   switch (choice.algo) {
     case 'direct': return undefined;
-    case 'reg': return forwardStatsFit(c, choice.tile) ? forwardTileCount(c, choice.tile) : undefined;
+    case 'reg': return forwardStatsTiles(c, choice.tile);
     case 'wg': return igemmStatsTiles(c, choice.tile);
   }
 }

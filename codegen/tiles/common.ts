@@ -8,6 +8,8 @@
  * 0, step, 2*step, ...), so a check is emitted only where some tile can
  * actually leave the tensor: interior-only layers get none.
  */
+import { outputShape, type ConvBNConfig } from '../config.js';
+
 /**
  * Invocations per workgroup of every blocked kernel (the register-blocked ones
  * index their grid in these units; the workgroup-memory GEMM is 8 x 8 of them).
@@ -16,6 +18,15 @@
 export const BLOCKED_WORKGROUP_SIZE = 64;
 
 export const ceilDiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/**
+ * Train's per-tile statistics (count, mean, M2 per tile and channel) go into the y buffer, free until
+ * bn_apply: `tiles` partials per channel fit when 3 floats each take no more than a channel's values.
+ */
+export function statsPartialsFit(c: ConvBNConfig, tiles: number): boolean {
+  const out = outputShape(c);
+  return tiles >= 1 && 3 * tiles <= c.N * out.H * out.W;
+}
 
 /** The largest divisor of n that is <= max (channel blocks must divide the channels of a group). */
 export function divisorUpTo(n: number, max: number): number {

@@ -17,7 +17,7 @@
  */
 import { outputShape, type ConvBNConfig } from '../config.js';
 import type { Expansion, KernelVariant } from '../kernels.js';
-import { alwaysInside, BLOCKED_WORKGROUP_SIZE, ceilDiv, distinct, i32, indent, param, tag, TileMismatchError, u32 } from './common.js';
+import { alwaysInside, BLOCKED_WORKGROUP_SIZE, ceilDiv, distinct, i32, indent, param, statsPartialsFit, tag, TileMismatchError, u32 } from './common.js';
 
 export interface ForwardTile {
   readonly CO_B: number;
@@ -55,11 +55,11 @@ export function forwardTileCount(c: ConvBNConfig, t: ForwardTile): number {
 
 /**
  * STATS (train): each invocation also writes, per channel, its tile's (count, mean, M2) of z into the
- * y buffer, which is free until bn_apply: 3 floats per tile and channel must fit in y.
+ * y buffer: the partials per channel (the tile count), or undefined where they do not fit.
  */
-export function forwardStatsFit(c: ConvBNConfig, t: ForwardTile): boolean {
-  const out = outputShape(c);
-  return 3 * forwardTileCount(c, t) <= c.N * out.H * out.W;
+export function forwardStatsTiles(c: ConvBNConfig, t: ForwardTile): number | undefined {
+  const tiles = forwardTileCount(c, t);
+  return statsPartialsFit(c, tiles) ? tiles : undefined;
 }
 
 /**
@@ -89,8 +89,7 @@ function tileStats(j: number, PY: number, PX: number, guard: (r: number, p: numb
 /** bn_stats_tiles: TILES, the partials per channel that the STATS forward (reg or wg) wrote. */
 export function expandStatsTiles(variant: KernelVariant, c: ConvBNConfig): Expansion {
   const tiles = param(variant.params, 'TILES');
-  const out = outputShape(c);
-  if (tiles < 1 || 3 * tiles > c.N * out.H * out.W) throw new TileMismatchError('bn_stats_tiles', 'the tile partials do not fit in y');
+  if (!statsPartialsFit(c, tiles)) throw new TileMismatchError('bn_stats_tiles', 'the tile partials do not fit in y');
   return { constants: { TILE_COUNT: tiles }, inserts: {}, workgroups: c.Cout };
 }
 
@@ -108,7 +107,7 @@ export function expandForwardReg(variant: KernelVariant, c: ConvBNConfig): Expan
   if (problem) throw new TileMismatchError('conv_fwd_reg', problem);
   const tune = variant.flags.TUNE === true;
   const stats = variant.flags.STATS === true;
-  if (stats && !forwardStatsFit(c, t)) throw new TileMismatchError('conv_fwd_reg', 'STATS needs 3 floats per tile and channel to fit in y');
+  if (stats && forwardStatsTiles(c, t) === undefined) throw new TileMismatchError('conv_fwd_reg', 'STATS needs 3 floats per tile and channel to fit in y');
   if (stats && tune) throw new TileMismatchError('conv_fwd_reg', 'STATS is for train mode, which never folds');
   const out = outputShape(c);
   const flat = t.FLAT === 1;

@@ -18,7 +18,7 @@
 import { TEMPLATES } from '../../templates/generated.js';
 import { outputShape, type ConvBNConfig } from '../config.js';
 import type { Expansion, KernelVariant } from '../kernels.js';
-import { ceilDiv, param, TileMismatchError } from './common.js';
+import { ceilDiv, param, statsPartialsFit, TileMismatchError } from './common.js';
 import { partialStride, rowsPerChunk, wgradChunks } from './wgrad.js';
 
 export type IgemmPass = 'forward' | 'dgrad' | 'wgrad';
@@ -87,9 +87,8 @@ export function gemmShape(pass: IgemmPass, c: ConvBNConfig): { M: number; N: num
  */
 export function igemmStatsTiles(c: ConvBNConfig, t: IgemmTile): number | undefined {
   if (igemmTileProblem(t, true)) return undefined;
-  const g = gemmShape('forward', c);
-  const tiles = ceilDiv(g.N, t.TN);
-  return 3 * tiles <= g.N ? tiles : undefined;
+  const tiles = ceilDiv(gemmShape('forward', c).N, t.TN);
+  return statsPartialsFit(c, tiles) ? tiles : undefined;
 }
 
 function expandPass(pass: IgemmPass, variant: KernelVariant, c: ConvBNConfig): Expansion {
