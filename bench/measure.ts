@@ -64,6 +64,14 @@ export async function interleaved(
 }
 
 
+/**
+ * Timed runs per round for a layer: one of a few milliseconds a call (under 0.1 GFLOP: depthwise d) gets 4x as
+ * many, the same for every peer, so that a few slow moments of this shared host cannot decide its median.
+ */
+export function runsForLayer(flops: number, iterations: number): number {
+  return flops < 0.1e9 ? 4 * iterations : iterations;
+}
+
 /** Per-call figures of tasks whose samples each held `reps[name]` calls (absent: 1). */
 export function perCall(stats: Record<string, Stat>, reps: Record<string, number>): Record<string, Stat> {
   return Object.fromEntries(Object.entries(stats).map(([name, st]) => {

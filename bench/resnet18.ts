@@ -64,8 +64,9 @@ export function resnetShape(): { size: number; batch: number } {
 
 export async function resnet18Section(opts: Resnet18Options = {}): Promise<string> {
   // The same shapes in --quick runs: llvmpipe compiles at first use (its disk cache then serves either run).
-  const size = opts.size ?? resnetShape().size;
-  const batch = opts.batch ?? resnetShape().batch;
+  const shape = resnetShape();
+  const size = opts.size ?? shape.size;
+  const batch = opts.batch ?? shape.batch;
   const rounds = opts.rounds ?? 3;
   const device = opts.device ?? (await acquireDevice()).device;
   const engine = await createWebGPUEngine({ device });

@@ -18,7 +18,7 @@ import { createWasmEngine } from '../runtime/wasm/engine.js';
 import { setKernelProfiling } from '../runtime/wasm/ops.js';
 import { ortConv } from './peers/onnx.js';
 import { tfjsConv } from './peers/tfjs.js';
-import { cell, fmt, gflops, interleaved, isEntryScript, stat, type Fn, type Stat } from './measure.js';
+import { cell, fmt, gflops, interleaved, isEntryScript, runsForLayer, stat, type Fn, type Stat } from './measure.js';
 import { LAYERS } from './layers.js';
 import { rng } from '../codegen/tuning/measure.js';
 
@@ -99,13 +99,10 @@ function targetVerdicts(results: LayerResult[], stepRatio: number, coreShare: Re
   return lines;
 }
 
-/**
- * Timed runs per round for a layer: a layer of a few milliseconds (depthwise d) gets 4x as many, so that its
- * median rests on ~100 samples and a few slow moments of this shared host cannot move it (the same for every peer).
- */
+/** Timed runs per round for a layer (runsForLayer; --quick: one for tfjs's slow grouped conv e). */
 function layerIterations(flops: number, iterations: number, quick: boolean, key: string): number {
   if (quick) return key === 'e' ? 1 : iterations;
-  return flops < 0.1e9 ? 4 * iterations : iterations;
+  return runsForLayer(flops, iterations);
 }
 
 /** Medians over `runs` training steps of the forward, the backward and the backward's kernel groups (ms, wall clock). */

@@ -29,7 +29,7 @@ import { loadTfjsWebGPU, tfjsWebGPUConv, tfjsWebGPUTrainStep } from './peers/tfj
 import { resnet18Section, resnetShape } from './resnet18.js';
 import { runTorchPeer, TORCH_MODES, type TorchResults, type TorchStepRow } from './peers/torch.js';
 import { resnet18Layers } from '../codegen/models/resnet18.js';
-import { cell, fmt, gflops, interleaved, isEntryScript, perCall, type Fn, type Stat } from './measure.js';
+import { cell, fmt, gflops, interleaved, isEntryScript, perCall, runsForLayer, type Fn, type Stat } from './measure.js';
 import { LAYERS } from './layers.js';
 
 
@@ -122,9 +122,8 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
       tasks.tfjs = () => tf!.run(reps.tfjs);
     }
     // On a CPU adapter: tfjs's emulated grouped conv (e) takes most of a second per call, so one run per round;
-    // a layer of a few milliseconds (d) gets 4x the runs, so that a few slow moments of this shared host do
-    // not decide its median (the same for both libraries).
-    const runs = !onCpu ? iterations : key === 'e' && tf ? 1 : flops < 0.1e9 ? 4 * iterations : iterations;
+    // a layer of a few milliseconds (d) gets more (runsForLayer).
+    const runs = !onCpu ? iterations : key === 'e' && tf ? 1 : runsForLayer(flops, iterations);
     const st = perCall(await interleaved(tasks, rounds, runs), reps);
     if (tf) {
       diff = relativeError(await plan.read('y'), await tf.output()).toExponential(1);
