@@ -8,6 +8,7 @@ import { loadCaseDir, type ConvBNCase } from '../runtime/check/cases.js';
 import { relativeError, TOLERANCE } from '../runtime/check/compare.js';
 import { createWasmEngine, selectKernels, type KernelChoice } from '../runtime/wasm/engine.js';
 import { isPointwise } from '../runtime/wasm/select.js';
+import { axisTaps } from '../runtime/wasm/ops.js';
 import { mulberry32, randomParams, randomTensor, randomValidConfig } from './helpers/random.js';
 import { referenceCase, toCaseInputs } from './oracle/reference.js';
 import { runCase, vectorsDir, type CaseData } from './wasm-helpers.js';
@@ -24,6 +25,11 @@ const PATHS: Record<string, Partial<KernelChoice>> = {
   simd4_prepacked: { forward: 'direct4', dgrad: 'direct4', wgrad: 'simd4', fusePack: false },
   nhwc: { wgrad: 'nhwc' },
   simd1_prepacked: { forward: 'direct1', dgrad: 'direct1', wgrad: 'simd1', fusePack: false },
+  // Strided dgrad over zero-inserted dz instead of one correlation per stride phase.
+  simd4_zero_inserted: { forward: 'direct4', dgrad: 'direct4', wgrad: 'simd4', dgradPhases: false },
+  simd1_zero_inserted: { forward: 'direct1', dgrad: 'direct1', wgrad: 'simd1', dgradPhases: false },
+  // Stride phases with their dz packed in a pass of their own.
+  simd4_phases_prepacked: { forward: 'direct4', dgrad: 'direct4', wgrad: 'simd4', fusePack: false, dgradPhases: true },
 };
 
 function errors(got: Record<string, Float32Array>, expected: Record<string, ArrayLike<number>>): Record<string, number> {
@@ -108,6 +114,13 @@ describe('wasm backend: random configs against the float64 oracle', () => {
     normalizeConfig({ N: 2, Cin: 3, Cout: 5, H: 1, W: 1, kernel: 1, bias: false }),
     normalizeConfig({ N: 3, Cin: 2, Cout: 4, H: 3, W: 1, kernel: [1, 2], stride: [1, 3], padding: [0, 0, 0, 1], groups: 2, bias: false }),
     normalizeConfig({ N: 4, Cin: 6, Cout: 12, H: 5, W: 3, kernel: 1, stride: 2, groups: 6 }),
+    // Stride phases: strides above the kernel (phases no tap reaches), stride and dilation sharing a
+    // factor (every other tap), negative dz offsets from large pads, H smaller than the stride.
+    normalizeConfig({ N: 2, Cin: 5, Cout: 8, H: 9, W: 10, kernel: 1, stride: 3 }),
+    normalizeConfig({ N: 1, Cin: 4, Cout: 8, H: 13, W: 11, kernel: [5, 3], stride: [2, 4], dilation: [2, 3], padding: [4, 1, 3, 2] }),
+    normalizeConfig({ N: 2, Cin: 8, Cout: 4, H: 12, W: 15, kernel: 3, stride: [3, 2], padding: [2, 2, 0, 1], groups: 2 }),
+    normalizeConfig({ N: 3, Cin: 4, Cout: 4, H: 2, W: 3, kernel: 2, stride: 4, padding: [1, 0, 1, 1] }),
+    normalizeConfig({ N: 2, Cin: 16, Cout: 16, H: 7, W: 35, kernel: 3, stride: 2, padding: 1, groups: 16 }),
   );
 
   for (const [name, kernels] of Object.entries(PATHS)) {
@@ -166,16 +179,31 @@ describe('wasm backend: random configs against the float64 oracle', () => {
   });
 });
 
+describe('wasm backend: stride phases of the dgrad', () => {
+  it('axisTaps lists exactly the taps that reach each phase, with their dz offsets', () => {
+    for (let k = 1; k <= 7; k++) for (let s = 1; s <= 4; s++) for (let d = 1; d <= 3; d++) for (let p = 0; p <= (k - 1) * d; p++) {
+      for (let phase = 0; phase < s; phase++) {
+        const t = axisTaps(k, s, d, p, phase);
+        // Brute force: tap kh reaches position phase + s*i from dz row (phase + s*i + p - kh*d) / s.
+        const reach = [...Array(k).keys()].filter((kh) => ((phase + p - kh * d) % s + s) % s === 0).reverse();
+        const listed = [...Array(t.count).keys()].map((j) => t.first - j * t.step);
+        expect(listed).toEqual(reach);
+        for (const [j, kh] of listed.entries()) expect(t.offset + j * t.dilation).toBe((phase + p - kh * d) / s);
+      }
+    }
+  });
+});
+
 describe('wasm backend: kernel selection', () => {
   it('picks SIMD paths by shape and refuses a forced gemm on a 3x3', () => {
     const conv3 = normalizeConfig({ N: 1, Cin: 8, Cout: 8, H: 8, W: 8, kernel: 3, padding: 1 });
-    expect(selectKernels(conv3)).toEqual({ forward: 'direct4', dgrad: 'direct4', wgrad: 'nhwc', fusePack: true });
+    expect(selectKernels(conv3)).toEqual({ forward: 'direct4', dgrad: 'direct4', wgrad: 'nhwc', fusePack: true, dgradPhases: true });
     const narrow = normalizeConfig({ N: 1, Cin: 4, Cout: 8, H: 8, W: 8, kernel: 3, padding: 1 });
-    expect(selectKernels(narrow)).toEqual({ forward: 'direct4', dgrad: 'direct4', wgrad: 'simd4', fusePack: true });
+    expect(selectKernels(narrow)).toEqual({ forward: 'direct4', dgrad: 'direct4', wgrad: 'simd4', fusePack: true, dgradPhases: true });
     const pw = normalizeConfig({ N: 1, Cin: 8, Cout: 8, H: 8, W: 8, kernel: 1 });
-    expect(selectKernels(pw)).toEqual({ forward: 'gemm', dgrad: 'gemm', wgrad: 'nhwc', fusePack: true });
+    expect(selectKernels(pw)).toEqual({ forward: 'gemm', dgrad: 'gemm', wgrad: 'nhwc', fusePack: true, dgradPhases: true });
     const dw = normalizeConfig({ N: 1, Cin: 8, Cout: 8, H: 8, W: 8, kernel: 3, groups: 8 });
-    expect(selectKernels(dw)).toEqual({ forward: 'direct1', dgrad: 'direct1', wgrad: 'simd1', fusePack: true });
+    expect(selectKernels(dw)).toEqual({ forward: 'direct1', dgrad: 'direct1', wgrad: 'simd1', fusePack: true, dgradPhases: true });
     expect(() => selectKernels(conv3, { forward: 'gemm' })).toThrow(/1x1/);
     expect(() => selectKernels(conv3, { wgrad: 'fast' as never })).toThrow(/wgrad/);
   });

@@ -58,7 +58,7 @@ export async function createWasmEngine(options: WasmEngineOptions = {}): Promise
   const shared = canShareMemory();
   if (!shared) threads = 1;
   if (options.kernels !== undefined && (options.kernels === null || typeof options.kernels !== 'object')) {
-    throw new ConvBNInputError('kernels', options.kernels, 'must be an object { forward?, dgrad?, wgrad? }');
+    throw new ConvBNInputError('kernels', options.kernels, 'must be an object { forward?, dgrad?, wgrad?, fusePack?, dgradPhases? }');
   }
   const jitter = options.jitter ?? 0;
   if (typeof jitter !== 'number' || !Number.isInteger(jitter) || jitter < 0 || jitter > 1 << 20) {

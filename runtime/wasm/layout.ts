@@ -16,12 +16,13 @@ export const PK = {
 
 export const PWT = {
   G: 0, CO: 1, C: 2, KH: 3, KW: 4, SRC: 5, SCALE: 6, DST: 7, LAYOUT: 8, BLK: 9,
+  SKH: 10, SKW: 11, KH0: 12, KHS: 13, KW0: 14, KWS: 15,
 } as const;
 
 export const CV = {
   N: 0, G: 1, C: 2, CO: 3, R: 4, S: 5, PW: 6, KH: 7, KW: 8, SH: 9, DH: 10, DW: 11, HO: 12, WO: 13,
   X: 14, W: 15, OUT: 16, BIAS: 17, OUT2: 18, M2: 19, S2: 20, B2: 21, RPT: 22, CPT: 23, PLANE: 24, TAB: 25, INNER: 26, FUSE: 27, SRCH: 28, SRCW: 29, UPH: 30, UPW: 31,
-  PADT: 32, PADL: 33, SCRATCH: 34, SSTRIDE: 35, UPT: 36, UNITS: 37,
+  PADT: 32, PADL: 33, SCRATCH: 34, SSTRIDE: 35, UPT: 36, UNITS: 37, OSTEP: 38, OROW: 39, OPLANE: 40,
 } as const;
 
 export const SC = {
@@ -49,4 +50,4 @@ export const BN = {
 export const WG_ACC_BYTES = 192;
 
 /** Slots in one parameter block (the largest layout, rounded up). */
-export const PARAM_SLOTS = 40;
+export const PARAM_SLOTS = 44;

@@ -24,6 +24,32 @@ interface Geom { R: number; S: number; PW: number; plane: number }
 /** How a fused direct conv packs its input (see pack_input): source extent, zero insertion, padding. */
 interface PackSource { srcH: number; srcW: number; upH: number; upW: number; padT: number; padL: number }
 
+/**
+ * One stride phase of a strided dgrad along one axis: the taps that reach the
+ * gx positions `phase`, `phase + stride`, ... of that axis. In dz they are a
+ * dilated correlation: tap j (from the last kernel index `first` down, every
+ * `step`-th) reads dz at i + offset + j * dilation for phase position i.
+ */
+export interface AxisTaps { count: number; first: number; step: number; dilation: number; offset: number }
+export interface PhaseTaps { h: Pick<AxisTaps, 'count' | 'first' | 'step'>; w: Pick<AxisTaps, 'count' | 'first' | 'step'> }
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * The taps of kernel size k (stride s, dilation d, leading pad p) that reach
+ * gx positions ≡ phase (mod s): kh with (phase + p - kh*d) divisible by s.
+ * count 0 when none do (a 1x1 kernel at stride 2 reaches only the even positions).
+ */
+export function axisTaps(k: number, s: number, d: number, p: number, phase: number): AxisTaps {
+  const step = s / gcd(s, d);
+  let first = -1;
+  for (let kh = k - 1; kh >= 0; kh--) {
+    if ((((phase + p - kh * d) % s) + s) % s === 0) { first = kh; break; }
+  }
+  if (first < 0) return { count: 0, first: 0, step, dilation: 1, offset: 0 };
+  return { count: Math.floor(first / step) + 1, first, step, dilation: (d * step) / s, offset: (phase + p - first * d) / s };
+}
+
 /** Bytes of per-task partial weight gradients the nhwc wgrad may hold at once. */
 export const NHWC_PARTIALS = 32 << 20;
 
@@ -92,6 +118,8 @@ export class Runner {
 /** Where the epilogue writes: out = conv + bias; out2 = (out - m2) * s2 + b2 when out2 is set. */
 export interface ConvOut {
   out: number;
+  /** Floats between output pixels, rows and channel planes (default: a dense [N][CO][Ho][Wo] tensor). */
+  pitch?: { step: number; row: number; plane: number };
   bias?: number;
   out2?: number;
   m2?: number;
@@ -150,17 +178,25 @@ export class ConvOps {
     return dst;
   }
 
-  /** layout 0: OIHW (scaled); 1: forward blocks of `blk` out-channels; 2: transposed, flipped blocks (dgrad). */
-  private async packWeights(s: Scratch, src: number, scale: number, layout: 0 | 1 | 2, blk: number): Promise<number> {
+  /**
+   * layout 0: OIHW (scaled); 1: forward blocks of `blk` out-channels; 2: transposed, flipped blocks (dgrad),
+   * of the taps `taps` picks (default: all of them; a strided dgrad's stride phase takes a strided subset).
+   */
+  private async packWeights(s: Scratch, src: number, scale: number, layout: 0 | 1 | 2, blk: number,
+    taps: PhaseTaps = { h: { count: this.c.kH, first: this.c.kH - 1, step: 1 }, w: { count: this.c.kW, first: this.c.kW - 1, step: 1 } },
+  ): Promise<number> {
     const c = this.c;
     const G = c.groups;
     const [CO, C] = layout === 2 ? [this.Cig, this.Cog] : [this.Cog, this.Cig];
     const nb = Math.ceil(CO / blk);
-    const count = layout === 0 ? c.Cout * this.Cig * c.kH * c.kW : G * nb * blk * C * c.kH * c.kW;
+    const [kH, kW] = layout === 2 ? [taps.h.count, taps.w.count] : [c.kH, c.kW];
+    const count = layout === 0 ? c.Cout * this.Cig * kH * kW : G * nb * blk * C * kH * kW;
     const dst = s.alloc(count * 4);
     await this.r.run('pack_weights', {
-      [PWT.G]: G, [PWT.CO]: CO, [PWT.C]: C, [PWT.KH]: c.kH, [PWT.KW]: c.kW,
+      [PWT.G]: G, [PWT.CO]: CO, [PWT.C]: C, [PWT.KH]: kH, [PWT.KW]: kW,
       [PWT.SRC]: src, [PWT.SCALE]: scale, [PWT.DST]: dst, [PWT.LAYOUT]: layout, [PWT.BLK]: blk,
+      [PWT.SKH]: c.kH, [PWT.SKW]: c.kW, [PWT.KH0]: taps.h.first, [PWT.KHS]: taps.h.step,
+      [PWT.KW0]: taps.w.first, [PWT.KWS]: taps.w.step,
     }, G, { serial: count < 1 << 18 });
     return dst;
   }
@@ -215,6 +251,7 @@ export class ConvOps {
       [CV.FUSE]: src ? 1 : 0, [CV.SRCH]: src?.srcH ?? 0, [CV.SRCW]: src?.srcW ?? 0, [CV.UPH]: src?.upH ?? 1,
       [CV.UPW]: src?.upW ?? 1, [CV.PADT]: src?.padT ?? 0, [CV.PADL]: src?.padL ?? 0,
       [CV.SCRATCH]: scratch, [CV.SSTRIDE]: stride, [CV.UPT]: upt, [CV.UNITS]: units,
+      [CV.OSTEP]: o.pitch?.step ?? 1, [CV.OROW]: o.pitch?.row ?? Wo, [CV.OPLANE]: o.pitch?.plane ?? Ho * Wo,
     }, tasks);
     s.free(tab);
     if (scratch) s.free(scratch);
@@ -278,6 +315,10 @@ export class ConvOps {
       const plane = c.H * c.W;
       await this.direct(s, 'direct4', dz, { R: 1, S: 1, PW: plane, plane }, wt, this.Cog, this.Cig, 1, 1, 1, 1, 1, 1, plane,
         { out: gx });
+    } else if ((c.strideH > 1 || c.strideW > 1) && this.choice.dgradPhases) {
+      s.free(wt);
+      await this.dgradPhases(s, dz, w, scale, gx, blk);
+      return;
     } else {
       // Zero-insert dz by the stride, pad by (k-1)*d - pad, correlate with the flipped kernel at stride 1.
       const R = c.H + (c.kH - 1) * c.dilationH;
@@ -297,6 +338,55 @@ export class ConvOps {
       }
     }
     s.free(wt);
+  }
+
+  /**
+   * Strided dgrad without zero insertion: each stride phase (ph, pw) of gx, the positions
+   * (ph + sH*i, pw + sW*j), is a stride-1 correlation of dz with the taps that reach it
+   * (axisTaps), written in place with a strided output pitch. Zero insertion would spend
+   * (sH*sW - 1) of every sH*sW multiply-adds on inserted zeros.
+   */
+  private async dgradPhases(s: Scratch, dz: number, w: number, scale: number, gx: number, blk: number): Promise<void> {
+    const c = this.c;
+    const path = this.choice.dgrad as 'direct4' | 'direct1';
+    const { H, W } = c;
+    const pitch = { step: c.strideW, row: c.strideH * W, plane: H * W };
+    let cleared = false;
+    for (let ph = 0; ph < Math.min(c.strideH, H); ph++) {
+      const th = axisTaps(c.kH, c.strideH, c.dilationH, c.padTop, ph);
+      for (let pw = 0; pw < Math.min(c.strideW, W); pw++) {
+        const tw = axisTaps(c.kW, c.strideW, c.dilationW, c.padLeft, pw);
+        if (th.count === 0 || tw.count === 0) {
+          // No tap reaches these positions: their gradient is 0. One clear of gx serves every such phase.
+          if (!cleared) this.r.heap.f32(gx, c.N * c.Cin * H * W).fill(0);
+          cleared = true;
+        }
+      }
+    }
+    for (let ph = 0; ph < Math.min(c.strideH, H); ph++) {
+      const th = axisTaps(c.kH, c.strideH, c.dilationH, c.padTop, ph);
+      if (th.count === 0) continue;
+      const Hp = Math.ceil((H - ph) / c.strideH);
+      for (let pw = 0; pw < Math.min(c.strideW, W); pw++) {
+        const tw = axisTaps(c.kW, c.strideW, c.dilationW, c.padLeft, pw);
+        if (tw.count === 0) continue;
+        const Wp = Math.ceil((W - pw) / c.strideW);
+        const wt = await this.packWeights(s, w, scale, 2, blk, { h: th, w: tw });
+        const R = Hp + (th.count - 1) * th.dilation;
+        const PW = roundUp(Wp, 16) + (tw.count - 1) * tw.dilation;
+        const g: Geom = { R, S: 1, PW, plane: R * PW };
+        const src: PackSource = { srcH: this.Ho, srcW: this.Wo, upH: 1, upW: 1, padT: -th.offset, padL: -tw.offset };
+        const o: ConvOut = { out: gx + (ph * W + pw) * 4, pitch };
+        if (this.fuse(g, this.Cog, Hp, th.count, 1, th.dilation)) {
+          await this.direct(s, path, dz, g, wt, this.Cog, this.Cig, th.count, tw.count, 1, th.dilation, tw.dilation, Hp, Wp, o, src);
+        } else {
+          const dp = await this.packInput(s, dz, c.N * c.Cout, src.srcH, src.srcW, 1, 1, src.padT, src.padL, g);
+          await this.direct(s, path, dp, g, wt, this.Cog, this.Cig, th.count, tw.count, 1, th.dilation, tw.dilation, Hp, Wp, o);
+          s.free(dp);
+        }
+        s.free(wt);
+      }
+    }
   }
 
   /**

@@ -31,6 +31,15 @@
   if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
 
+/** storeN with `step` bytes between the lanes' floats (4: contiguous). */
+@inline function storeStep(p: usize, v: v128, n: i32, step: usize): void {
+  if (step == 4) { storeN(p, v, n); return; }
+  if (n > 0) store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p + step, f32x4.extract_lane(v, 1));
+  if (n > 2) store<f32>(p + 2 * step, f32x4.extract_lane(v, 2));
+  if (n > 3) store<f32>(p + 3 * step, f32x4.extract_lane(v, 3));
+}
+
 // ---------------------------------------------------------------------------
 // Input packing: zero padding, zero insertion (for transposed convs) and
 // stride-phase split, so the SIMD kernels read unit-stride rows with no bounds.
@@ -145,12 +154,15 @@ function fusedInput(p: usize, tid: i32, n: i32, g: i32, G: i32, C: i32, r0: i32,
 // and CO output channels per group and a kH x kW kernel.
 // layout 0: OIHW copy, times scale[o] when scale != 0.
 // layout 1: forward blocks  dst[g][cob][kh][kw][c][blk] = W[g*CO+co][c][kh][kw] * scale[g*CO+co]
-// layout 2: transposed (dgrad) blocks from W of shape [G*C][CO][kH][kW] (the
-//           original forward weights), flipped: W[g*C+c][co][kH-1-kh][kW-1-kw] * scale[g*C+c]
+// layout 2: transposed (dgrad) blocks from W of shape [G*C][CO][SKH][SKW] (the
+//           original forward weights), flipped and strided:
+//           W[g*C+c][co][KH0 - kh*KHS][KW0 - kw*KWS] * scale[g*C+c] for kh < kH, kw < kW
+//           (KH0 = SKH-1, KHS = 1: the whole kernel flipped; a strided dgrad's stride phase
+//           takes every KHS-th tap from KH0 down)
 // Output channels past CO in the last block are zero.
 // ---------------------------------------------------------------------------
 const PW_G = 0, PW_CO = 1, PW_C = 2, PW_KH = 3, PW_KW = 4, PW_SRC = 5, PW_SCALE = 6, PW_DST = 7,
-  PW_LAYOUT = 8, PW_BLK = 9;
+  PW_LAYOUT = 8, PW_BLK = 9, PW_SKH = 10, PW_SKW = 11, PW_KH0 = 12, PW_KHS = 13, PW_KW0 = 14, PW_KWS = 15;
 
 export function pack_weights(p: usize, task: i32, tid: i32): void {
   const CO = pi(p, PW_CO), C = pi(p, PW_C), kH = pi(p, PW_KH), kW = pi(p, PW_KW);
@@ -182,7 +194,8 @@ export function pack_weights(p: usize, task: i32, tid: i32): void {
                 if (scale != 0) v *= load<f32>(at(scale, o));
               } else {
                 const o = g * C + c;
-                v = load<f32>(at(src, ((o * CO + co) * kH + (kH - 1 - kh)) * kW + (kW - 1 - kw)));
+                const sh = pi(p, PW_KH0) - kh * pi(p, PW_KHS), sw = pi(p, PW_KW0) - kw * pi(p, PW_KWS);
+                v = load<f32>(at(src, ((o * CO + co) * pi(p, PW_SKH) + sh) * pi(p, PW_SKW) + sw));
                 if (scale != 0) v *= load<f32>(at(scale, o));
               }
             }
@@ -200,18 +213,23 @@ export function pack_weights(p: usize, task: i32, tid: i32): void {
 // The taps (kh, kw, c), in packed-weight order, are one flat loop over a
 // table of byte offsets from the output row's input base (built by the host).
 // Epilogue: out = acc + bias[oc]; if out2: out2 = (out - m2[oc]) * s2[oc] + b2[oc].
+// Output pixel (image n, channel oc, oh, ow) sits at (n*G*CO + oc)*OPLANE + oh*OROW + ow*OSTEP
+// floats from out (OSTEP 1, OROW Wo, OPLANE Ho*Wo: a dense tensor; a strided dgrad writes one
+// stride phase of gx with OSTEP sW, OROW sH*W, OPLANE H*W).
 // Tasks: n, g, row chunk, column chunk.
 // ---------------------------------------------------------------------------
 const CV_N = 0, CV_G = 1, CV_C = 2, CV_CO = 3, CV_R = 4, CV_S = 5, CV_PW = 6, CV_KH = 7, CV_KW = 8,
   CV_SH = 9, CV_DH = 10, CV_DW = 11, CV_HO = 12, CV_WO = 13, CV_X = 14, CV_W = 15, CV_OUT = 16,
   CV_BIAS = 17, CV_OUT2 = 18, CV_M2 = 19, CV_S2 = 20, CV_B2 = 21, CV_RPT = 22, CV_CPT = 23, CV_PLANE = 24,
   CV_TAB = 25, CV_INNER = 26, CV_FUSE = 27, CV_SRCH = 28, CV_SRCW = 29, CV_UPH = 30, CV_UPW = 31,
-  CV_PADT = 32, CV_PADL = 33, CV_SCRATCH = 34, CV_SSTRIDE = 35, CV_UPT = 36, CV_UNITS = 37;
+  CV_PADT = 32, CV_PADL = 33, CV_SCRATCH = 34, CV_SSTRIDE = 35, CV_UPT = 36, CV_UNITS = 37,
+  CV_OSTEP = 38, CV_OROW = 39, CV_OPLANE = 40;
 
-@inline function epilogue(p: usize, oc: i32, v: v128, op: usize, op2: usize, n: i32): void {
+/** `step`: bytes between output pixels (4 unless a strided dgrad phase, which has no out2). */
+@inline function epilogue(p: usize, oc: i32, v: v128, op: usize, op2: usize, n: i32, step: usize): void {
   const bias = pu(p, CV_BIAS);
   if (bias != 0) v = f32x4.add(v, v128.load32_splat(at(bias, oc)));
-  storeN(op, v, n);
+  storeStep(op, v, n, step);
   if (op2 != 0) {
     const y = f32x4.add(
       f32x4.mul(f32x4.sub(v, v128.load32_splat(at(pu(p, CV_M2), oc))), v128.load32_splat(at(pu(p, CV_S2), oc))),
@@ -223,7 +241,8 @@ const CV_N = 0, CV_G = 1, CV_C = 2, CV_CO = 3, CV_R = 4, CV_S = 5, CV_PW = 6, CV
 /** direct4 for a block of at most 4 pixels (row tails such as Wo = 28): 4 accumulators, no wasted half. */
 function direct4Narrow(
   p: usize, wp: usize, rowBase: usize, tab: usize, tabEnd: usize, inner: i32, chanBytes: usize,
-  g: i32, CO: i32, b: i32, n: i32, G: i32, HoWo: i32, oh: i32, Wo: i32, ow0: i32, cnt: i32, out: usize, out2: usize,
+  g: i32, CO: i32, b: i32, n: i32, G: i32, oPlane: i32, oh: i32, oRow: i32, ow0: i32, oStep: i32, cnt: i32,
+  out: usize, out2: usize,
 ): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   const step = <usize>inner * chanBytes;
@@ -243,9 +262,9 @@ function direct4Narrow(
   const nv = imin(4, CO - co0);
   for (let i = 0; i < nv; i++) {
     const oc = g * CO + co0 + i;
-    const off = (n * G * CO + oc) * HoWo + oh * Wo + ow0;
+    const off = (n * G * CO + oc) * oPlane + oh * oRow + ow0 * oStep;
     const v = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3;
-    epilogue(p, oc, v, at(out, off), out2 != 0 ? at(out2, off) : 0, cnt);
+    epilogue(p, oc, v, at(out, off), out2 != 0 ? at(out2, off) : 0, cnt, <usize>oStep << 2);
   }
 }
 
@@ -274,7 +293,8 @@ function direct4Unit(p: usize, task: i32, tid: i32): void {
   const inner = pi(p, CV_INNER);
   const tab = pu(p, CV_TAB), tabEnd = tab + (<usize>(K / inner) << 2);
   const chanBytes = <usize>plane << 2;
-  const HoWo = Ho * Wo;
+  const oStep = pi(p, CV_OSTEP), oRow = pi(p, CV_OROW), oPlane = pi(p, CV_OPLANE);
+  const stepBytes = <usize>oStep << 2;
   for (let oh = r0; oh < r1; oh++) {
     for (let ow0 = c0; ow0 < c1; ow0 += 8) {
       const cnt = imin(8, c1 - ow0);
@@ -282,7 +302,7 @@ function direct4Unit(p: usize, task: i32, tid: i32): void {
       if (cnt <= 4) {
         for (let b = 0; b < nb; b++) {
           direct4Narrow(p, at(wG, b * K * 4), rowBase, tab, tabEnd, inner, chanBytes,
-            g, CO, b, n, G, HoWo, oh, Wo, ow0, cnt, out, out2);
+            g, CO, b, n, G, oPlane, oh, oRow, ow0, oStep, cnt, out, out2);
         }
         continue;
       }
@@ -335,13 +355,13 @@ function direct4Unit(p: usize, task: i32, tid: i32): void {
         const n0 = imin(4, cnt), n1 = cnt - 4;
         for (let i = 0; i < nv; i++) {
           const oc = g * CO + co0 + i;
-          const off = (n * G * CO + oc) * HoWo + oh * Wo + ow0;
+          const off = (n * G * CO + oc) * oPlane + oh * oRow + ow0 * oStep;
           const op = at(out, off);
           const op2 = out2 != 0 ? at(out2, off) : 0;
           let v0 = a00, v1 = a01;
           if (i == 1) { v0 = a10; v1 = a11; } else if (i == 2) { v0 = a20; v1 = a21; } else if (i == 3) { v0 = a30; v1 = a31; }
-          epilogue(p, oc, v0, op, op2, n0);
-          if (n1 > 0) epilogue(p, oc, v1, op + 16, op2 != 0 ? op2 + 16 : 0, n1);
+          epilogue(p, oc, v0, op, op2, n0, stepBytes);
+          if (n1 > 0) epilogue(p, oc, v1, op + (stepBytes << 2), op2 != 0 ? op2 + 16 : 0, n1, stepBytes);
         }
       }
     }
@@ -367,7 +387,8 @@ function direct1Unit(p: usize, task: i32, tid: i32): void {
   const xImg = pi(p, CV_FUSE) != 0
     ? fusedInput(p, tid, n, g, G, C, r0, r1, kH, sH, pi(p, CV_DH), S, PW)
     : at(x, (n * G + g) * C * plane);
-  const HoWo = Ho * Wo;
+  const oStep = pi(p, CV_OSTEP), oRow = pi(p, CV_OROW), oPlane = pi(p, CV_OPLANE);
+  const stepBytes = <usize>oStep << 2, vecBytes = stepBytes << 2;
   const K = kH * kW * C;
   const tab = pu(p, CV_TAB), tabEnd = tab + (<usize>K << 2);
   for (let co = 0; co < CO; co++) {
@@ -388,13 +409,13 @@ function direct1Unit(p: usize, task: i32, tid: i32): void {
           a3 = f32x4.add(a3, f32x4.mul(v128.load(xp, 48), wv));
           wp += 4;
         }
-        const off = (n * G * CO + oc) * HoWo + oh * Wo + ow0;
+        const off = (n * G * CO + oc) * oPlane + oh * oRow + ow0 * oStep;
         const op = at(out, off);
         const op2 = out2 != 0 ? at(out2, off) : 0;
-        epilogue(p, oc, a0, op, op2, imin(4, cnt));
-        if (cnt > 4) epilogue(p, oc, a1, op + 16, op2 != 0 ? op2 + 16 : 0, imin(4, cnt - 4));
-        if (cnt > 8) epilogue(p, oc, a2, op + 32, op2 != 0 ? op2 + 32 : 0, imin(4, cnt - 8));
-        if (cnt > 12) epilogue(p, oc, a3, op + 48, op2 != 0 ? op2 + 48 : 0, cnt - 12);
+        epilogue(p, oc, a0, op, op2, imin(4, cnt), stepBytes);
+        if (cnt > 4) epilogue(p, oc, a1, op + vecBytes, op2 != 0 ? op2 + 16 : 0, imin(4, cnt - 4), stepBytes);
+        if (cnt > 8) epilogue(p, oc, a2, op + 2 * vecBytes, op2 != 0 ? op2 + 32 : 0, imin(4, cnt - 8), stepBytes);
+        if (cnt > 12) epilogue(p, oc, a3, op + 3 * vecBytes, op2 != 0 ? op2 + 48 : 0, cnt - 12, stepBytes);
       }
     }
   }
