@@ -131,6 +131,40 @@ async function stepBreakdown(layer: ConvBNLayer, x: Float32Array, gy: Float32Arr
     Record<'forward' | 'forwardConv' | 'backward' | 'dgrad' | 'wgrad' | 'wgradCore' | 'sums', number>;
 }
 
+/** Layers whose backward takes the strided dgrad: their tune-mode step with it, with the zero-inserted one, and without gradX. */
+const STRIDED_STEP_LAYERS = ['b', 'g'];
+
+/**
+ * A tune-mode training step of a strided layer, interleaved: the stride-phase dgrad (default), the
+ * zero-inserted dgrad it replaces (`dgradPhases: false`), and `inputGrad: false` (no dgrad at all:
+ * what a network's first layer needs).
+ */
+async function stridedStepRow(
+  engine: Awaited<ReturnType<typeof createWasmEngine>>, key: string, c: ConvBNConfig, p: ConvBNParamsInput,
+  x: Float32Array, gy: Float32Array, rounds: number, iterations: number,
+): Promise<string> {
+  const phases = engine.createLayer(c, p);
+  const zeros = engine.createLayer(c, p, { kernels: { dgradPhases: false } });
+  const step = (layer: ConvBNLayer, inputGrad: boolean) => async () => {
+    await layer.forward(x, 'tune');
+    return layer.backward(gy, { inputGrad });
+  };
+  try {
+    const t = await interleaved({
+      forward: () => phases.forward(x, 'tune', { requiresGrad: false }),
+      phases: step(phases, true),
+      zeros: step(zeros, true),
+      noGradX: step(phases, false),
+    }, rounds, iterations, SETTLE);
+    const f = t.forward.median;
+    const vs = (s: Stat) => `${cell(s)} | ${(s.median / f).toFixed(2)}x`;
+    return `| ${key} | ${LAYERS[key].label} | ${cell(t.forward)} | ${vs(t.phases)} | ${vs(t.zeros)} | ${vs(t.noGradX)} |`;
+  } finally {
+    phases.destroy();
+    zeros.destroy();
+  }
+}
+
 /**
  * One thread, CPU time: what one core does per forward (copies in and out
  * included) while it runs, whatever else the shared host is doing. Run before
@@ -195,6 +229,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
   const results: LayerResult[] = [];
   let stepRatio = Number.NaN;
   let trainSection = '';
+  const stridedRows: string[] = [];
   try {
     const only = (globalThis.process?.env?.CONVBN_BENCH_LAYERS ?? '').split('').filter((k) => k in LAYERS);
     for (const [key, layerDef] of Object.entries(LAYERS)) {
@@ -262,11 +297,26 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
           `while the backward's own copies, transposes and sums weigh less than the forward's copies (x in, y out) twice.`,
         ].join('\n');
       }
+      if (STRIDED_STEP_LAYERS.includes(key)) {
+        const gy = Float32Array.from({ length: ours.length }, r);
+        stridedRows.push(await stridedStepRow(engine, key, c, p, x, gy, rounds, iterations));
+      }
       layer.destroy();
     }
   } finally {
     engine.destroy();
   }
+  const stridedSection = stridedRows.length === 0 ? [] : [
+    '',
+    'Strided layers, tune mode, the same protocol (ms median (min–max), and vs the forward): the backward\'s input ' +
+    'gradient as one stride-1 correlation per stride phase of gx (the default), as one correlation over dz with zeros ' +
+    'inserted between its values (`kernels: { dgradPhases: false }`: (stride² - 1) of every stride² multiply-adds ' +
+    'meet a zero), and left out (`backward(gradY, { inputGrad: false })`: a network\'s first layer, whose input is the data).',
+    '',
+    '| layer | shape | forward | step, stride phases | vs forward | step, zero-inserted dz | vs forward | step without gradX | vs forward |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...stridedRows,
+  ];
   const header = [
     `| layer | shape | GFLOP | our path | ours ${threads}t ms | GFLOP/s | % of ${threads}-core peak | ` +
     `onnxruntime-web ${threads}t ms | GFLOP/s | tfjs-wasm 1t ms | GFLOP/s | ours vs ORT | rel. diff vs ORT |`,
@@ -294,6 +344,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
     '### Training step',
     '',
     trainSection,
+    ...stridedSection,
     '',
     '### Targets (issue 3), from this run',
     '',

@@ -198,6 +198,11 @@ export function planFor(mode: Mode, c: ConvBNConfig, options: PlanOptions = {}):
   }
 }
 
+/** A backward pass without the input gradient: the steps that write gradX (the dgrad) left out. */
+export function withoutInputGrad(steps: readonly PlanStep[]): PlanStep[] {
+  return steps.filter((s) => !Object.values(s.bind).includes('gradX'));
+}
+
 /** Every distinct kernel variant any mode can run on this config: a layer's full kernel set. */
 export function allVariants(c: ConvBNConfig, options: Omit<PlanOptions, 'recompute'> = {}): KernelVariant[] {
   const k = options.kernels ?? selectKernels(c, options.target);

@@ -43,6 +43,20 @@ export interface ConvBNGrads {
   gradFoldedBias?: Float32Array;
 }
 
+/** The gradients without gradX: what `backward(gradY, { inputGrad: false })` returns. */
+export type ParamGrads = Omit<ConvBNGrads, 'gradX'>;
+/** backward's result for either inputGrad: gradX present exactly when it was asked for. */
+export type BackwardGrads = ParamGrads & { gradX?: Float32Array };
+
+export interface BackwardOptions {
+  /**
+   * Compute gradX (default true). False where nothing upstream needs it (a network's first layer,
+   * an input that is not trained): the backward leaves out its input-gradient convolution, a third
+   * of its work, and gradX's buffer; the result has no gradX.
+   */
+  inputGrad?: boolean;
+}
+
 export interface ForwardOptions {
   /** Keep what backward needs (default true). False: inference, nothing held. */
   requiresGrad?: boolean;
@@ -89,7 +103,9 @@ export interface ConvBNLayer {
   setFoldedParameters(params: FoldedParams): void;
   forward(x: Float32Array, mode: Mode, options?: ForwardOptions): Promise<Float32Array>;
   /** Gradients of the last forward (which must have had requiresGrad). */
-  backward(gradY: Float32Array): Promise<ConvBNGrads>;
+  backward(gradY: Float32Array, options?: { inputGrad?: true }): Promise<ConvBNGrads>;
+  /** With `inputGrad: false`, every gradient but gradX. */
+  backward(gradY: Float32Array, options: BackwardOptions): Promise<BackwardGrads>;
   memory(): MemoryStats;
   destroy(): void;
 }

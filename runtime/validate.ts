@@ -4,7 +4,7 @@
  */
 import { tensorSizes, type ConvBNConfig, type Mode, MODES } from '../codegen/config.js';
 import { ConvBNInputError } from '../codegen/errors.js';
-import type { ConvBNParamsInput, FoldedParams } from './types.js';
+import type { BackwardOptions, ConvBNParamsInput, FoldedParams } from './types.js';
 
 export function checkTensor(field: string, value: unknown, expectedLength: number): Float32Array {
   if (!(value instanceof Float32Array)) {
@@ -23,6 +23,17 @@ function checkFinite(field: string, values: Float32Array): void {
       throw new ConvBNInputError(`${field}[${i}]`, values[i], 'must be finite (no NaN or infinity)');
     }
   }
+}
+
+/** backward's options: an object whose inputGrad, when given, is a boolean. Returns inputGrad (default true). */
+export function checkBackwardOptions(options: unknown): boolean {
+  if (options === undefined) return true;
+  if (options === null || typeof options !== 'object') throw new ConvBNInputError('options', options, 'must be an object { inputGrad? }');
+  const inputGrad = (options as BackwardOptions).inputGrad;
+  if (inputGrad !== undefined && typeof inputGrad !== 'boolean') {
+    throw new ConvBNInputError('options.inputGrad', inputGrad, 'must be true or false');
+  }
+  return inputGrad ?? true;
 }
 
 export function checkMode(mode: unknown): Mode {

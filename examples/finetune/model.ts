@@ -5,7 +5,7 @@
  * the rest is host-side TypeScript (./ops.ts).
  */
 import type {
-  ConvBNConfigInput, ConvBNGrads, ConvBNLayer, ConvBNParams, Engine, MemoryStats, Mode,
+  BackwardGrads, ConvBNConfigInput, ConvBNLayer, ConvBNParams, Engine, MemoryStats, Mode,
 } from '../../runtime/index.js';
 import {
   globalAvgPool, globalAvgPoolBackward, linear, linearBackward, maxPool2, maxPool2Backward,
@@ -83,7 +83,7 @@ export function cloneState(s: ModelState): ModelState {
 }
 
 export interface NetGrads {
-  readonly layers: ConvBNGrads[];
+  readonly layers: BackwardGrads[];
   readonly head: { gradWeight: Float32Array; gradBias: Float32Array };
 }
 
@@ -147,7 +147,7 @@ export class ConvNet {
   async backward(gradLogits: Float32Array): Promise<NetGrads> {
     if (!this.features) throw new Error('backward needs a forward first');
     const head = linearBackward(gradLogits, this.features, this.head.weight, this.spec.batch, this.featureCount, this.classes);
-    const grads: ConvBNGrads[] = new Array(this.layers.length);
+    const grads: BackwardGrads[] = new Array(this.layers.length);
     let g = head.gradX;
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const cache = this.caches[i];
@@ -156,9 +156,10 @@ export class ConvNet {
         : globalAvgPoolBackward(g, cache.shape);
       reluBackwardInPlace(gradAct, cache.activation);
       const t0 = performance.now();
-      grads[i] = await this.layers[i].backward(gradAct);
+      // The first layer's input is the images: nothing needs its gradient, so its dgrad does not run.
+      grads[i] = await this.layers[i].backward(gradAct, { inputGrad: i > 0 });
       this.convbnMs += performance.now() - t0;
-      g = grads[i].gradX;
+      g = grads[i].gradX!;
     }
     this.caches = [];
     this.features = undefined;

@@ -6,10 +6,10 @@
 import { outputShape, tensorSizes, toConfig, type ConvBNConfig, type ConvBNConfigInput, type Mode } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
 import type {
-  ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, Engine, EngineOptions, FoldedParams,
+  BackwardGrads, BackwardOptions, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, Engine, EngineOptions, FoldedParams,
   ForwardOptions, LayerOptions, MemoryStats,
 } from '../types.js';
-import { checkFolded, checkMode, checkParams, checkTensor, foldParams, mergeParams } from '../validate.js';
+import { checkBackwardOptions, checkFolded, checkMode, checkParams, checkTensor, foldParams, mergeParams } from '../validate.js';
 import { WasmHeap } from './heap.js';
 import { ConvOps, Runner, type Scratch } from './ops.js';
 import { MAX_PAGES, ThreadPool, canShareMemory, loadModule } from './pool.js';
@@ -454,14 +454,17 @@ class WasmLayer implements ConvBNLayer {
     }
   }
 
-  backward(gradY: Float32Array): Promise<ConvBNGrads> {
+  backward(gradY: Float32Array, options?: { inputGrad?: true }): Promise<ConvBNGrads>;
+  backward(gradY: Float32Array, options: BackwardOptions): Promise<BackwardGrads>;
+  backward(gradY: Float32Array, options?: BackwardOptions): Promise<BackwardGrads> {
     this.assertAlive();
     checkTensor('gradY', gradY, this.sizes.y);
+    const inputGrad = checkBackwardOptions(options);
     const dy = this.engine.idle ? gradY : gradY.slice();
-    return this.engine.exclusive(() => this.backwardNow(dy));
+    return this.engine.exclusive(() => this.backwardNow(dy, inputGrad));
   }
 
-  private async backwardNow(gradY: Float32Array): Promise<ConvBNGrads> {
+  private async backwardNow(gradY: Float32Array, inputGrad: boolean): Promise<BackwardGrads> {
     this.assertAlive();
     const held = this.held;
     const step = this.step;
@@ -475,21 +478,26 @@ class WasmLayer implements ConvBNLayer {
     const wN = this.sizes.weight;
     try {
       const dy = this.upload(step, gradY);
-      const gx = step.alloc(this.sizes.x * 4);
+      const gx = inputGrad ? step.alloc(this.sizes.x * 4) : 0;
       const gw = step.alloc(wN * 4);
       const small = step.alloc(4 * C * 4);
       const gbeta = small, ggamma = small + C * 4, gbias = small + 2 * C * 4;
       /**
        * gx, then gW (and the per-channel sums of dz into `channelSums` when set): gx is final before the
        * weight gradient starts, so this thread copies it out while the workers begin on gW.
+       * Without inputGrad, gW alone.
        */
-      const convGrads = async (dz: number, weight: number, scale: number, channelSums?: number): Promise<Float32Array> => {
+      const convGrads = async (dz: number, weight: number, scale: number, channelSums?: number): Promise<Float32Array | undefined> => {
+        if (!inputGrad) {
+          await this.ops.wgrad(step, held.x, dz, gw, { channelSums });
+          return undefined;
+        }
         await this.ops.dgrad(step, dz, weight, scale, gx);
         let gradX: Float32Array | undefined;
         await this.ops.wgrad(step, held.x, dz, gw, { channelSums, alongside: () => { gradX = h.copyOut(gx, this.sizes.x); } });
         return gradX!;
       };
-      let grads: ConvBNGrads;
+      let grads: BackwardGrads;
       switch (held.mode) {
         case 'deploy': {
           const f = this.ensureFolded();
@@ -571,6 +579,7 @@ class WasmLayer implements ConvBNLayer {
       }
       this.stats.lastStepPeakBytes = step.peak;
       this.stats.lastStepHeldBytes = held.bytes;
+      if (grads.gradX === undefined) delete grads.gradX;
       return grads;
     } finally {
       step.releaseExcept();

@@ -10,9 +10,9 @@ import { MODES, normalizeConfig, outputShape, tensorSizes, toInput, type ConvBNC
 import { planFor, type StepRole } from '../../codegen/plans.js';
 import type { KernelTarget } from '../../codegen/tuning/select.js';
 import type {
-  BackendName, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, FoldedParams, ForwardOptions, LayerOptions, MemoryStats,
+  BackendName, BackwardGrads, BackwardOptions, ConvBNGrads, ConvBNLayer, ParamGrads, ConvBNParams, ConvBNParamsInput, FoldedParams, ForwardOptions, LayerOptions, MemoryStats,
 } from '../types.js';
-import { checkFolded, checkMode, checkParams, checkTensor, mergeParams } from '../validate.js';
+import { checkBackwardOptions, checkFolded, checkMode, checkParams, checkTensor, mergeParams } from '../validate.js';
 import { CALLER_ROLES, oversizedRole, planStepRoles, type BufferLimits } from './limits.js';
 import { WebGPULayer, type WebGPUContext } from './layer.js';
 import { withBatch } from './split.js';
@@ -259,37 +259,25 @@ export class ChannelSplitLayer implements ConvBNLayer {
     });
   }
 
-  backward(gradY: Float32Array): Promise<ConvBNGrads> {
+  backward(gradY: Float32Array, options?: { inputGrad?: true }): Promise<ConvBNGrads>;
+  backward(gradY: Float32Array, options: BackwardOptions): Promise<BackwardGrads>;
+  backward(gradY: Float32Array, options?: BackwardOptions): Promise<BackwardGrads> {
     this.assertAlive();
     checkTensor('gradY', gradY, tensorSizes(this.config).y);
+    const inputGrad = checkBackwardOptions(options);
     const input = gradY.slice();
     return this.serial(async () => {
-      const parts: ConvBNGrads[] = [];
-      for (const { chunk, layer } of this.subs) parts.push(await layer.backward(this.gatherY(chunk, input)));
+      const parts: BackwardGrads[] = [];
+      for (const { chunk, layer } of this.subs) parts.push(await layer.backward(this.gatherY(chunk, input), { inputGrad }));
       const c = this.config;
-      const sizes = tensorSizes(c);
-      let gradX: Float32Array;
-      if (c.groups === 1) {
-        // Every output-channel chunk reads all of x: their gradX add up (float64, rounded once).
-        const acc = new Float64Array(sizes.x);
-        for (const p of parts) for (let i = 0; i < acc.length; i++) acc[i] += p.gradX[i];
-        gradX = Float32Array.from(acc);
-      } else {
-        gradX = new Float32Array(sizes.x);
-        const hw = c.H * c.W;
-        this.subs.forEach(({ chunk }, k) => {
-          const take = chunk.config.Cin * hw;
-          for (let n = 0; n < c.N; n++) gradX.set(parts[k].gradX.subarray(n * take, (n + 1) * take), (n * c.Cin + chunk.cin0) * hw);
-        });
-      }
+      const grads: BackwardGrads = inputGrad ? { gradX: this.joinGradX(parts.map((p) => p.gradX!)) } : {};
       const per = this.perOutWeights();
-      const join = (name: keyof ConvBNGrads, perChannel: number): Float32Array | undefined => {
+      const join = (name: keyof ParamGrads, perChannel: number): Float32Array | undefined => {
         if (parts[0][name] === undefined) return undefined;
         const out = new Float32Array(c.Cout * perChannel);
         this.subs.forEach(({ chunk }, k) => out.set(parts[k][name]!, chunk.cout0 * perChannel));
         return out;
       };
-      const grads: ConvBNGrads = { gradX };
       for (const name of ['gradWeight', 'gradFoldedWeight'] as const) {
         const t = join(name, per);
         if (t) grads[name] = t;
@@ -300,6 +288,25 @@ export class ChannelSplitLayer implements ConvBNLayer {
       }
       return grads;
     });
+  }
+
+  /** The chunks' gradX as the whole layer's. */
+  private joinGradX(parts: readonly Float32Array[]): Float32Array {
+    const c = this.config;
+    const sizes = tensorSizes(c);
+    if (c.groups === 1) {
+      // Every output-channel chunk reads all of x: their gradX add up (float64, rounded once).
+      const acc = new Float64Array(sizes.x);
+      for (const p of parts) for (let i = 0; i < acc.length; i++) acc[i] += p[i];
+      return Float32Array.from(acc);
+    }
+    const gradX = new Float32Array(sizes.x);
+    const hw = c.H * c.W;
+    this.subs.forEach(({ chunk }, k) => {
+      const take = chunk.config.Cin * hw;
+      for (let n = 0; n < c.N; n++) gradX.set(parts[k].subarray(n * take, (n + 1) * take), (n * c.Cin + chunk.cin0) * hw);
+    });
+    return gradX;
   }
 
   memory(): MemoryStats {

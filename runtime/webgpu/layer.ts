@@ -8,13 +8,13 @@
 import { outputShape, tensorSizes, type ConvBNConfig, type Mode } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
 import {
-  planFor, roleElements, PERSISTENT_ROLES, type ModePlan, type PersistentRole, type PlanStep, type Role, type StepRole,
+  planFor, roleElements, withoutInputGrad, PERSISTENT_ROLES, type ModePlan, type PersistentRole, type PlanStep, type Role, type StepRole,
 } from '../../codegen/plans.js';
 import type {
-  BackendName, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, Engine, FoldedParams, ForwardOptions,
+  BackendName, BackwardGrads, BackwardOptions, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, Engine, FoldedParams, ForwardOptions,
   LayerOptions, MemoryStats,
 } from '../types.js';
-import { checkFolded, checkMode, checkParams, checkTensor, foldParams, mergeParams } from '../validate.js';
+import { checkBackwardOptions, checkFolded, checkMode, checkParams, checkTensor, foldParams, mergeParams } from '../validate.js';
 import { uploadable, type BufferPool } from './buffers.js';
 import { BufferUsage, MapMode } from './flags.js';
 import { checkImageFits, largestBinding, planStepRoles, type BufferLimits } from './limits.js';
@@ -451,8 +451,11 @@ export class WebGPULayer implements ConvBNLayer {
     return concat(await this.gpu(chunks, after, chunks.map((chunk) => ({ chunk, role: chunk.plan.output })), 'forward'));
   }
 
-  backward(gradY: Float32Array): Promise<ConvBNGrads> {
+  backward(gradY: Float32Array, options?: { inputGrad?: true }): Promise<ConvBNGrads>;
+  backward(gradY: Float32Array, options: BackwardOptions): Promise<BackwardGrads>;
+  backward(gradY: Float32Array, options?: BackwardOptions): Promise<BackwardGrads> {
     checkTensor('gradY', gradY, tensorSizes(this.config).y);
+    const inputGrad = checkBackwardOptions(options);
     const input = gradY.slice();
     return this.serial(async () => {
       const fallback = await this.prepare();
@@ -461,18 +464,20 @@ export class WebGPULayer implements ConvBNLayer {
         this.heldLost = undefined;
         throw new DeviceLostError('backward', `${reason}: the tensors it saved are gone; run forward again`);
       }
-      if (fallback) return fallback.backward(input);
+      if (fallback) return fallback.backward(input, { inputGrad });
       const held = this.held;
       if (!held) throw new ConvBNInputError('backward', 'called', 'needs a forward with requiresGrad (the default) first');
       this.held = undefined;
-      return this.backwardOnDevice(held, input);
+      return this.backwardOnDevice(held, input, inputGrad);
     });
   }
 
-  private async backwardOnDevice(held: Held, gradY: Float32Array): Promise<ConvBNGrads> {
+  private async backwardOnDevice(held: Held, gradY: Float32Array, inputGrad: boolean): Promise<BackwardGrads> {
     const { chunks } = held;
     const heldBytes = this.stepLive;
-    let gradX: Float32Array;
+    // Without inputGrad the steps that write gradX (the dgrad) are left out, and gradX is never allocated.
+    const pass = (ch: ChunkRun): readonly PlanStep[] => (inputGrad ? ch.plan.backward : withoutInputGrad(ch.plan.backward));
+    let gradX: Float32Array | undefined;
     let gradWeight: Float32Array;
     let channelGrads: Float32Array;
     try {
@@ -480,16 +485,16 @@ export class WebGPULayer implements ConvBNLayer {
       for (const ch of chunks) {
         this.write(this.stepBuffer(ch, 'gradY'), gradY.subarray(ch.start * yPerImage, (ch.start + ch.config.N) * yPerImage));
       }
-      const cut = batchCut(chunks, (ch) => ch.plan.backward);
+      const cut = batchCut(chunks, pass);
       if (cut) {
-        ({ gradX, gradWeight, channelGrads } = await this.backwardAcrossChunks(chunks, cut));
+        ({ gradX, gradWeight, channelGrads } = await this.backwardAcrossChunks(chunks, cut, pass, inputGrad));
       } else {
-        const roles = ['gradX', 'gradWeight', 'channelGrads'] as const;
-        const out = await this.gpu(chunks, (ch) => ch.plan.backward, chunks.flatMap((chunk) => roles.map((role) => ({ chunk, role }))), 'backward');
+        const roles = inputGrad ? ['gradWeight', 'channelGrads', 'gradX'] as const : ['gradWeight', 'channelGrads'] as const;
+        const out = await this.gpu(chunks, pass, chunks.flatMap((chunk) => roles.map((role) => ({ chunk, role }))), 'backward');
         const part = (k: number) => chunks.map((_, i) => out[i * roles.length + k]);
-        gradX = concat(part(0));
-        gradWeight = sum(part(1));
-        channelGrads = sum(part(2));
+        gradWeight = sum(part(0));
+        channelGrads = sum(part(1));
+        if (inputGrad) gradX = concat(part(2));
       }
     } finally {
       this.releaseChunks(chunks, held.generation);
@@ -498,9 +503,10 @@ export class WebGPULayer implements ConvBNLayer {
     this.lastPeak = this.stepPeak;
     const C = this.config.Cout;
     const gradBias = channelGrads.slice(0, C);
-    if (held.mode === 'deploy') return { gradX, gradFoldedWeight: gradWeight, gradFoldedBias: gradBias };
+    const input = gradX ? { gradX } : {};
+    if (held.mode === 'deploy') return { ...input, gradFoldedWeight: gradWeight, gradFoldedBias: gradBias };
     return {
-      gradX,
+      ...input,
       gradWeight,
       gradBias: this.config.bias ? gradBias : undefined,
       gradGamma: channelGrads.slice(C, 2 * C),
@@ -515,10 +521,10 @@ export class WebGPULayer implements ConvBNLayer {
    * by its own chunk's value count M_k; handing it the batch sums times M_k / M
    * makes that the division by the batch's M.
    */
-  private async backwardAcrossChunks(chunks: readonly ChunkRun[], cut: Cut):
-    Promise<{ gradX: Float32Array; gradWeight: Float32Array; channelGrads: Float32Array }> {
-    const before = (ch: ChunkRun) => ch.plan.backward.slice(0, cut(ch) + 1);
-    const after = (ch: ChunkRun) => ch.plan.backward.slice(cut(ch) + 1);
+  private async backwardAcrossChunks(chunks: readonly ChunkRun[], cut: Cut, pass: (ch: ChunkRun) => readonly PlanStep[], inputGrad: boolean):
+    Promise<{ gradX?: Float32Array; gradWeight: Float32Array; channelGrads: Float32Array }> {
+    const before = (ch: ChunkRun) => pass(ch).slice(0, cut(ch) + 1);
+    const after = (ch: ChunkRun) => pass(ch).slice(cut(ch) + 1);
     const parts = await this.gpu(chunks, before, chunks.map((chunk) => ({ chunk, role: 'channelGrads' })), 'backward');
     const C = this.config.Cout;
     const total = new Float64Array(3 * C);
@@ -528,12 +534,13 @@ export class WebGPULayer implements ConvBNLayer {
       const scale = channelCount(ch.config) / M;
       this.write(ch.buffers.get('channelGrads')!, Float32Array.from(total, (v) => v * scale));
     }
-    const roles = ['gradX', 'gradWeight'] as const;
+    const roles = inputGrad ? ['gradWeight', 'gradX'] as const : ['gradWeight'] as const;
     const out = await this.gpu(chunks, after, chunks.flatMap((chunk) => roles.map((role) => ({ chunk, role }))), 'backward');
+    const part = (k: number) => chunks.map((_, i) => out[i * roles.length + k]);
     // The conv bias gradient is exactly 0 with batch statistics (the batch mean absorbs the bias).
     return {
-      gradX: concat(chunks.map((_, i) => out[2 * i])),
-      gradWeight: sum(chunks.map((_, i) => out[2 * i + 1])),
+      ...(inputGrad ? { gradX: concat(part(1)) } : {}),
+      gradWeight: sum(part(0)),
       channelGrads: Float32Array.from(total),
     };
   }

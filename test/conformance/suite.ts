@@ -181,6 +181,53 @@ export function backendConformance(name: string, getEngine: () => Engine | undef
       expect(relativeError(deploy.grad_folded_bias, tune.grad_beta)).toBeLessThanOrEqual(TOLERANCE);
     });
 
+    test.each(configs.map((c, i) => [i, c] as const))('backward without gradX: the same parameter gradients, less memory (#%s)', async (_, config) => {
+      const inputs = randomInputs(rng, config);
+      const params = {
+        weight: Float32Array.from(inputs.weight), bias: inputs.bias ? Float32Array.from(inputs.bias) : undefined,
+        gamma: Float32Array.from(inputs.gamma), beta: Float32Array.from(inputs.beta),
+        runningMean: Float32Array.from(inputs.running_mean), runningVar: Float32Array.from(inputs.running_var),
+      };
+      const x = Float32Array.from(inputs.x);
+      const gradY = Float32Array.from(inputs.grad_y);
+      for (const [mode, recompute] of [['train', false], ['train', true], ['eval', false], ['tune', false], ['deploy', false]] as const) {
+        const run = async (inputGrad: boolean) => {
+          const layer = engine().createLayer(config, params, { recompute });
+          await layer.forward(x, mode);
+          const grads = await layer.backward(gradY, { inputGrad });
+          const peak = layer.memory().lastStepPeakBytes;
+          layer.destroy();
+          return { grads, peak };
+        };
+        const full = await run(true);
+        const weightsOnly = await run(false);
+        const label = `${mode}${recompute ? ' recompute' : ''}`;
+        expect('gradX' in weightsOnly.grads, label).toBe(false);
+        const { gradX, ...rest } = full.grads;
+        expect(gradX, label).toBeInstanceOf(Float32Array);
+        // The same kernels compute them, without the dgrad: identical bits.
+        expect(weightsOnly.grads, label).toEqual(rest);
+        expect(weightsOnly.peak, `${label}: peak step bytes`).toBeLessThan(full.peak);
+      }
+    });
+
+    test('backward refuses options that are not { inputGrad: boolean }', async () => {
+      const config = normalizeConfig({ N: 1, Cin: 2, Cout: 2, H: 3, W: 3, kernel: 1 });
+      const inputs = randomInputs(rng, config);
+      const layer = engine().createLayer(config, {
+        weight: Float32Array.from(inputs.weight), bias: inputs.bias ? Float32Array.from(inputs.bias) : undefined,
+        gamma: Float32Array.from(inputs.gamma), beta: Float32Array.from(inputs.beta),
+        runningMean: Float32Array.from(inputs.running_mean), runningVar: Float32Array.from(inputs.running_var),
+      });
+      await layer.forward(Float32Array.from(inputs.x), 'tune');
+      const gradY = Float32Array.from(inputs.grad_y);
+      expect(() => layer.backward(gradY, { inputGrad: 'no' as never })).toThrow(/options\.inputGrad.*true or false/);
+      expect(() => layer.backward(gradY, 3 as never)).toThrow(/options.*must be an object/);
+      // The refused calls left the forward's saved tensors in place.
+      expect((await layer.backward(gradY, { inputGrad: false })).gradWeight).toBeInstanceOf(Float32Array);
+      layer.destroy();
+    });
+
     test('NaN in x propagates where PyTorch puts it', async () => {
       const config = normalizeConfig({ N: 2, Cin: 2, Cout: 3, H: 6, W: 6, kernel: 3, padding: 1 });
       const inputs = randomInputs(rng, config);

@@ -153,17 +153,21 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
   });
 
   // One image over the limit: split along output channels (groups 1) or whole groups.
-  async function checkChannelSplit(input: ConvBNConfigInput, parts: number, seed: number, modes: readonly Mode[]): Promise<void> {
-    const config = normalizeConfig(input);
+  /** Limits that fit one image of a chunk of 1/parts of the channels (every step buffer, its x and scratch included). */
+  function channelLimit(config: ConvBNConfig, parts: number): BufferLimits {
     const one = normalizeConfig({ ...toInput(config), N: 1 });
     const fixed = Math.max(...PERSISTENT_ROLES.map((r) => roleElements(r, config) * 4));
-    // Large enough for one image of a chunk of 1/parts of the channels (every step buffer, its x and scratch included).
     const units = config.groups === 1 ? config.Cout / parts : config.groups / parts;
     const chunkOne = normalizeConfig(config.groups === 1 ? { ...toInput(one), Cout: units }
       : { ...toInput(one), Cin: units * (config.Cin / config.groups), Cout: units * (config.Cout / config.groups), groups: units });
     const perChunk = Math.max(...STEP_ROLES.map((r) => roleElements(r, chunkOne) * 4));
     const bytes = Math.max(16, fixed, perChunk);
-    const engine = await splitEngine({ maxStorageBufferBindingSize: bytes, maxBufferSize: bytes });
+    return { maxStorageBufferBindingSize: bytes, maxBufferSize: bytes };
+  }
+
+  async function checkChannelSplit(input: ConvBNConfigInput, parts: number, seed: number, modes: readonly Mode[]): Promise<void> {
+    const config = normalizeConfig(input);
+    const engine = await splitEngine(channelLimit(config, parts));
     const probe = engine.createLayer(config);
     expect(probe, 'one image must be over the limit').toBeInstanceOf(ChannelSplitLayer);
     const sizes = (probe as ChannelSplitLayer).channelChunkSizes();
@@ -193,6 +197,30 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
       }
     }
   }
+
+  test('split layers without gradX: the same parameter gradients as with it (batch and channel chunks)', async () => {
+    const byBatch = normalizeConfig({ N: 5, Cin: 3, Cout: 4, H: 6, W: 5, kernel: 3, stride: 2, padding: 1 });
+    const byChannel = normalizeConfig({ N: 2, Cin: 2, Cout: 6, H: 6, W: 5, kernel: 3, padding: 1 });
+    const layers = [
+      (await splitEngine(limitFor(byBatch, 2))).createLayer(byBatch, caseInputs(byBatch, 5).params),
+      (await splitEngine(channelLimit(byChannel, 3))).createLayer(byChannel, caseInputs(byChannel, 6).params),
+    ];
+    expect(layers[1]).toBeInstanceOf(ChannelSplitLayer);
+    for (const [k, layer] of layers.entries()) {
+      const inputs = caseInputs(layer.config, 5 + k);
+      for (const mode of MODES) {
+        await layer.forward(inputs.x, mode);
+        const full = await layer.backward(inputs.gradY);
+        await layer.forward(inputs.x, mode);
+        const weightsOnly = await layer.backward(inputs.gradY, { inputGrad: false });
+        const { gradX, ...rest } = full;
+        expect(gradX).toBeInstanceOf(Float32Array);
+        expect('gradX' in weightsOnly, `${k} ${mode}`).toBe(false);
+        expect(weightsOnly, `${k} ${mode}`).toEqual(rest);
+      }
+      layer.destroy();
+    }
+  }, 60_000);
 
   test.each([
     ['groups 1, 3x3 pad 1, Cout 6 in channel chunks', { N: 3, Cin: 2, Cout: 6, H: 6, W: 5, kernel: 3, padding: 1 }, 3],
