@@ -182,7 +182,8 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
         tfStepProblem = (e as Error).message;
       }
     }
-    const st = perCall(await interleaved(tasks, Math.max(2, Math.ceil(rounds / 2)), 1), reps);
+    // Every round costs tfjs's step (seconds on a CPU adapter), but two samples let one slow moment decide a median.
+    const st = perCall(await interleaved(tasks, Math.max(2, rounds), 1), reps);
     const fwd = st['tune forward only'];
     out.push(`GPU work of forward + backward (every gradient: x, W, bias, gamma, beta; running stats in train), one submission, ` +
       `medians of ${st.tune.n} interleaved runs (min–max). Kernels: ${PASSES.map((pass) => `${pass} ${describeChoice(selectKernels(c, target)[pass])}`).join(', ')}.`);
@@ -236,7 +237,7 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
 
   // 3. ResNet-18.
   out.push('', '### ResNet-18 ConvBN layers, one training step per mode', '');
-  out.push(await resnet18Section({ quick, device: acquired.device, pipelines, rounds: quick ? 1 : 3, torch, ...resnet }));
+  out.push(await resnet18Section({ quick, device: acquired.device, pipelines, rounds: quick ? 1 : 5, torch, ...resnet }));
 
   if (tfjsErrors.length > 0) out.push('', `WebGPU errors on tfjs's device: ${[...new Set(tfjsErrors)].join('; ')}`);
   out.push('', `Section time: ${((performance.now() - t0) / 1000).toFixed(0)} s.`);

@@ -61,6 +61,33 @@ export function hasScalarWeights(c: ConvBNConfig): boolean {
     * liveTaps(c.W, out.W, c.kW, c.strideW, c.dilationW, c.padLeft) <= 1;
 }
 
+/** The input indices along one axis that some kernel tap reads for some output position. */
+function liveInputs(size: number, out: number, k: number, stride: number, dilation: number, padBefore: number): number[] {
+  const live = new Set<number>();
+  for (let o = 0; o < out; o++) {
+    for (let t = 0; t < k; t++) {
+      const i = o * stride - padBefore + t * dilation;
+      if (i >= 0 && i < size) live.add(i);
+    }
+  }
+  return [...live];
+}
+
+/**
+ * The one input position (ih, iw) a train-mode batch reads, per group, when
+ * that is all it reads: one image, one input channel per group, one live
+ * pixel. BN's statistics then make y invariant to scaling that value, so its
+ * gradient is an eps-sized rest that float32 sums cannot resolve: runtimes
+ * replace it by its closed form (runtime/scalar-input.ts). Undefined otherwise.
+ */
+export function scalarInputPosition(c: ConvBNConfig): { ih: number; iw: number } | undefined {
+  if (c.N !== 1 || c.Cin / c.groups !== 1) return undefined;
+  const out = outputShape(c);
+  const rows = liveInputs(c.H, out.H, c.kH, c.strideH, c.dilationH, c.padTop);
+  const cols = liveInputs(c.W, out.W, c.kW, c.strideW, c.dilationW, c.padLeft);
+  return rows.length === 1 && cols.length === 1 ? { ih: rows[0], iw: cols[0] } : undefined;
+}
+
 const tileParams = (tile: object): Record<string, number> => ({ ...(tile as Record<string, number>) });
 
 /** The forward conv: x (* W') + b' into `output`; `statsScratch` (reg, wg): also its per-tile statistics there. */

@@ -11,6 +11,7 @@ import type {
 } from '../types.js';
 import { checkBackwardOptions, checkFolded, checkMode, checkParams, checkTensor, foldParams, mergeParams } from '../validate.js';
 import { WasmHeap } from './heap.js';
+import { fixScalarInputGrad, scalarInputValues } from '../scalar-input.js';
 import { ConvOps, Runner, type Scratch } from './ops.js';
 import { MAX_PAGES, ThreadPool, canShareMemory, loadModule } from './pool.js';
 import { selectKernels, type KernelChoice } from './select.js';
@@ -564,6 +565,13 @@ class WasmLayer implements ConvBNLayer {
           });
           if (held.recompute) step.free(z);
           const gradX = await convGrads(dz, this.p.weight, 0);
+          const liveX = gradX && scalarInputValues(c, h.f32(held.x, this.sizes.x));
+          if (gradX && liveX) {
+            fixScalarInputGrad(c, gradX, {
+              x: liveX, gamma: h.f32(this.p.gamma, C), gradGamma: h.f32(ggamma, C),
+              invstd: new Float64Array(h.memory.buffer, held.invstd, C),
+            });
+          }
           const gradWeight = h.copyOut(gw, wN);
           this.fixTrainGradWeight(held, ggamma, gradWeight);
           grads = {

@@ -22,6 +22,7 @@ import { DeviceLostError } from './lost.js';
 import type { PipelineCache } from './pipelines.js';
 import { batchChunks, channelCount, combineBatchStats, isBatchReduction, unsplittableStep, withBatch, type Chunk } from './split.js';
 import { SerialQueue } from '../serial.js';
+import { fixScalarInputGrad, scalarInputValues } from '../scalar-input.js';
 
 /** What a layer sees of its engine; device, pool and pipelines change when a lost device is replaced. */
 export interface WebGPUContext {
@@ -58,6 +59,8 @@ interface Held {
   readonly mode: Mode;
   readonly chunks: readonly ChunkRun[];
   readonly generation: number;
+  /** Train mode where a group reads a single input value: those values, for fixScalarInputGrad. */
+  readonly liveX?: Float64Array;
 }
 
 /** A tensor to read back after a submission: a step role of one chunk, or a persistent role. */
@@ -400,7 +403,8 @@ export class WebGPULayer implements ConvBNLayer {
       }
     }
     // An inference forward is not a training step: the last step's figures stay.
-    if (requiresGrad) this.held = { mode, chunks, generation };
+    const liveX = mode === 'train' ? scalarInputValues(this.config, x) : undefined;
+    if (requiresGrad) this.held = { mode, chunks, generation, ...(liveX ? { liveX } : {}) };
     return y;
   }
 
@@ -490,11 +494,22 @@ export class WebGPULayer implements ConvBNLayer {
         ({ gradX, gradWeight, channelGrads } = await this.backwardAcrossChunks(chunks, cut, pass, inputGrad));
       } else {
         const roles = inputGrad ? ['gradWeight', 'channelGrads', 'gradX'] as const : ['gradWeight', 'channelGrads'] as const;
-        const out = await this.gpu(chunks, pass, chunks.flatMap((chunk) => roles.map((role) => ({ chunk, role }))), 'backward');
+        const fixInput = inputGrad && held.liveX !== undefined;
+        const reads: Read[] = chunks.flatMap((chunk) => roles.map((role) => ({ chunk, role })));
+        // The batch statistics, for the closed-form input gradient (one image: one chunk).
+        if (fixInput) reads.push({ chunk: chunks[0], role: 'stats' });
+        const out = await this.gpu(chunks, pass, reads, 'backward');
         const part = (k: number) => chunks.map((_, i) => out[i * roles.length + k]);
         gradWeight = sum(part(0));
         channelGrads = sum(part(1));
         if (inputGrad) gradX = concat(part(2));
+        if (fixInput) {
+          const C = this.config.Cout;
+          fixScalarInputGrad(this.config, gradX!, {
+            x: held.liveX!, gamma: this.requireParams().gamma, gradGamma: channelGrads.subarray(C, 2 * C),
+            invstd: out[out.length - 1].subarray(C, 2 * C),
+          });
+        }
       }
     } finally {
       this.releaseChunks(chunks, held.generation);

@@ -205,9 +205,10 @@ export interface CaseResult extends Judgement {
 /**
  * Cases excused from the 1e-4 metric. None today: the train-mode shapes whose
  * gradients are small residues of cancelling terms (one live weight per output
- * channel, a constant channel, two values per channel) have exact forms in both
- * backends (templates/train_wgrad_scalar.wgsl, bn_grad_apply.wgsl, shifted
- * bn_stats; float64 statistics in WASM), and the property tests hold them to it.
+ * channel, one live input value per group, a constant channel, two values per
+ * channel) have exact forms in both backends (templates/train_wgrad_scalar.wgsl,
+ * bn_grad_apply.wgsl, shifted bn_stats; float64 statistics in WASM;
+ * runtime/scalar-input.ts), and the property tests hold them to it.
  * Kept as the one place to record a limit should a new one be found.
  */
 export function knownLimit(_c: ConvBNConfig, _mode: Mode, _backend: BackendName): string | undefined {
