@@ -19,6 +19,8 @@ fn scale_of(co: u32) -> f32 {
   return 1.0;
 }
 
+fn gemm_k(z: u32) -> u32 { return GEMM_K; }
+
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
   let co = z * COUT_PER_GROUP + m;
   return weight[co * (CIN_PER_GROUP * TAPS) + k];

@@ -15,6 +15,8 @@ const TAPS: u32 = KH * KW;
 fn chunk_first(z: u32) -> u32 { return (z % CHUNKS) * ROWS_PER_CHUNK * WOUT; }
 fn chunk_end(z: u32) -> u32 { return min((z % CHUNKS + 1u) * ROWS_PER_CHUNK, N * HOUT) * WOUT; }
 
+fn gemm_k(z: u32) -> u32 { return GEMM_K; }
+
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
   let p = chunk_first(z) + k;
   if (p >= chunk_end(z)) { return 0.0; }

@@ -1,6 +1,6 @@
 // GEMM core shared by conv_fwd_wg, conv_dgrad_wg and conv_wgrad_wg (spliced in
 // by codegen/tiles/igemm.ts): C[z] = A[z] (GEMM_M x GEMM_K) * B[z] (GEMM_K x GEMM_N)
-// for each batch entry z, with load_a, load_b, store_c (and, for wgrad,
+// for each batch entry z, with gemm_k, load_a, load_b, store_c (and, for wgrad,
 // store_row_sum) from the pass's template. A TM x TN tile per workgroup of KS
 // slices of 8 x 8 invocations. Slice g stages K steps g, g + KS, ... (TK each)
 // through its own part of workgroup memory; each invocation keeps an RM x RN
@@ -36,21 +36,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) loca
   var acc: array<f32, RM * RN>;
   var row_sum: array<f32, RM>;
   // The trip count is the same for every slice (barriers need uniform control flow); loads past K read 0.
-  for (var k_base = 0u; k_base < GEMM_K; k_base += KS * TK) {
+  // gemm_k (the pass template's): K of batch entry z, uniform over the workgroup (dgrad: its stride phase's).
+  let k_end = gemm_k(z);
+  for (var k_base = 0u; k_base < k_end; k_base += KS * TK) {
     let k0 = k_base + slice * TK;
     // A: consecutive invocations walk k (contiguous weights); B: they walk n (contiguous pixels).
     for (var e = local; e < TM * TK; e += SLICE_SIZE) {
       let m = mt * TM + e / TK;
       let k = k0 + e % TK;
       var v = 0.0;
-      if (m < GEMM_M && k < GEMM_K) { v = load_a(z, m, k); }
+      if (m < GEMM_M && k < k_end) { v = load_a(z, m, k); }
       tile_a[a_base + (e % TK) * TM + e / TK] = v;
     }
     for (var e = local; e < TK * TN; e += SLICE_SIZE) {
       let k = k0 + e / TN;
       let n = nt * TN + e % TN;
       var v = 0.0;
-      if (n < GEMM_N && k < GEMM_K) { v = load_b(z, k, n); }
+      if (n < GEMM_N && k < k_end) { v = load_b(z, k, n); }
       tile_b[b_base + e] = v;
     }
     sync_workgroup();

@@ -120,6 +120,9 @@ const FIXED: ConvBNConfigInput[] = [
   { N: 2, Cin: 4, Cout: 6, H: 9, W: 8, kernel: 3, stride: 2, padding: [1, 0, 2, 1], bias: false },
   { N: 1, Cin: 3, Cout: 6, H: 7, W: 6, kernel: [3, 2], padding: [2, 1], dilation: [2, 1], groups: 3 },
   { N: 2, Cin: 3, Cout: 4, H: 11, W: 10, kernel: 5, stride: [2, 3], padding: 2 },
+  // Stride phases no tap reaches (their gradient is 0), phases of unequal sizes, stride and dilation sharing a factor.
+  { N: 2, Cin: 4, Cout: 6, H: 7, W: 6, kernel: 1, stride: 2 },
+  { N: 1, Cin: 2, Cout: 4, H: 9, W: 11, kernel: 3, stride: 2, dilation: 2, padding: [2, 1, 1, 2] },
 ];
 
 let device: GPUDevice | undefined;

@@ -40,9 +40,6 @@ export function fitBlock(extent: number, want: number): number {
   return Math.ceil(extent / tiles);
 }
 
-/** Floor modulo (the result has the sign of m). */
-export const mod = (a: number, m: number): number => ((a % m) + m) % m;
-
 /**
  * True when base + t * step + offset stays in [0, extent) for every tile
  * start t in [0, tiles): then a load there needs neither clamp nor zero fill.

@@ -15,7 +15,8 @@
  */
 import { outputShape, type ConvBNConfig } from '../config.js';
 import type { Expansion, KernelVariant } from '../kernels.js';
-import { alwaysInside, BLOCKED_WORKGROUP_SIZE, ceilDiv, distinct, i32, indent, mod, param, tag, TileMismatchError, u32 } from './common.js';
+import { phaseTaps } from '../stride-phases.js';
+import { alwaysInside, BLOCKED_WORKGROUP_SIZE, ceilDiv, distinct, i32, indent, param, tag, TileMismatchError, u32 } from './common.js';
 
 export interface DgradTile {
   readonly CI_B: number;
@@ -34,22 +35,6 @@ export function dgradTileProblem(c: ConvBNConfig, t: DgradTile): string | undefi
 export function dgradTileOf(variant: KernelVariant): DgradTile {
   const p = variant.params;
   return { CI_B: param(p, 'CI_B'), PY: param(p, 'PY'), PX: param(p, 'PX') };
-}
-
-interface Tap {
-  readonly k: number;
-  /** Output offset: oh = qh + d. */
-  readonly d: number;
-}
-
-/** The taps of one phase along one axis, in kernel order (k ascending, so d descending by a fixed step). */
-function phaseTaps(phase: number, pad: number, k: number, dilation: number, stride: number): Tap[] {
-  const taps: Tap[] = [];
-  for (let i = 0; i < k; i++) {
-    const t = phase + pad - i * dilation;
-    if (mod(t, stride) === 0) taps.push({ k: i, d: t / stride });
-  }
-  return taps;
 }
 
 export function expandDgradReg(variant: KernelVariant, c: ConvBNConfig): Expansion {

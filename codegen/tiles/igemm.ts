@@ -11,14 +11,16 @@
  * invocations in flight to hide memory latency, with no second kernel.
  *
  *   forward: per group, M = Cout/g, N = batch pixels, K = Cin/g * kH * kW
- *   dgrad:   per group, M = Cin/g,  N = input pixels, K = Cout/g * kH * kW
+ *   dgrad:   per group and stride phase, M = Cin/g, N = the phase's input pixels,
+ *            K = Cout/g * the taps that reach the phase (codegen/stride-phases.ts)
  *   wgrad:   per group and chunk of rows, M = Cout/g, N = Cin/g * kH * kW,
  *            K = the chunk's pixels; partial sums for wgrad_reduce, as conv_wgrad_reg.
  */
 import { TEMPLATES } from '../../templates/generated.js';
 import { outputShape, type ConvBNConfig } from '../config.js';
 import type { Expansion, KernelVariant } from '../kernels.js';
-import { ceilDiv, param, statsPartialsFit, TileMismatchError } from './common.js';
+import { ceilDiv, i32, param, statsPartialsFit, TileMismatchError, u32 } from './common.js';
+import { axisPhases, type AxisPhase } from '../stride-phases.js';
 import { partialStride, rowsPerChunk, wgradChunks } from './wgrad.js';
 
 export type IgemmPass = 'forward' | 'dgrad' | 'wgrad';
@@ -69,6 +71,18 @@ export function igemmTileOf(variant: KernelVariant): IgemmTile {
   return { TM: param(p, 'TM'), TN: param(p, 'TN'), TK: param(p, 'TK'), KS: param(p, 'KS') };
 }
 
+/** The dgrad's stride phases along both axes (codegen/stride-phases.ts). */
+function dgradPhases(c: ConvBNConfig): { rows: AxisPhase[]; cols: AxisPhase[] } {
+  return {
+    rows: axisPhases(c.H, c.kH, c.strideH, c.dilationH, c.padTop),
+    cols: axisPhases(c.W, c.kW, c.strideW, c.dilationW, c.padLeft),
+  };
+}
+
+/**
+ * The GEMM of each pass. dgrad: one per group and stride phase (batch = groups x phases), N and K
+ * those of the largest phase (a smaller one's workgroups stop at its own K and skip columns past its N).
+ */
 export function gemmShape(pass: IgemmPass, c: ConvBNConfig): { M: number; N: number; K: number; batch: number } {
   const out = outputShape(c);
   const cinPerGroup = c.Cin / c.groups;
@@ -76,7 +90,16 @@ export function gemmShape(pass: IgemmPass, c: ConvBNConfig): { M: number; N: num
   const taps = c.kH * c.kW;
   switch (pass) {
     case 'forward': return { M: coutPerGroup, N: c.N * out.H * out.W, K: cinPerGroup * taps, batch: c.groups };
-    case 'dgrad': return { M: cinPerGroup, N: c.N * c.H * c.W, K: coutPerGroup * taps, batch: c.groups };
+    case 'dgrad': {
+      const { rows, cols } = dgradPhases(c);
+      const most = (axis: AxisPhase[], of: (p: AxisPhase) => number) => Math.max(...axis.map(of));
+      return {
+        M: cinPerGroup,
+        N: c.N * most(rows, (p) => p.positions) * most(cols, (p) => p.positions),
+        K: coutPerGroup * most(rows, (p) => p.count) * most(cols, (p) => p.count),
+        batch: c.groups * c.strideH * c.strideW,
+      };
+    }
     case 'wgrad': return { M: coutPerGroup, N: cinPerGroup * taps, K: rowsPerChunk(c) * out.W, batch: c.groups * wgradChunks(c) };
   }
 }
@@ -105,6 +128,7 @@ function expandPass(pass: IgemmPass, variant: KernelVariant, c: ConvBNConfig): E
   const tilesN = ceilDiv(g.N, t.TN);
   const workgroups = tilesM * tilesN * g.batch;
   const inserts: Record<string, string> = { CORE: TEMPLATES.igemm_core };
+  if (pass === 'dgrad') inserts.PHASES = phaseTables(c);
   if (pass === 'forward') {
     inserts.STATS_BINDING = stats
       ? '@group(0) @binding(4) var<storage, read_write> statsScratch: array<f32>;'
@@ -120,6 +144,27 @@ function expandPass(pass: IgemmPass, variant: KernelVariant, c: ConvBNConfig): E
     workgroups,
     workgroupSize: SLICE_INVOCATIONS * t.KS,
   };
+}
+
+/** The dgrad template's per-phase tables of one axis (see conv_dgrad_wg.wgsl): H (rows, kh) or W (columns, kw). */
+function axisTables(axis: 'H' | 'W', phases: readonly AxisPhase[]): string[] {
+  const table = (name: string, type: 'u32' | 'i32', values: number[]) =>
+    `const ${name} = array<${type}, ${values.length}>(${values.map((v) => (type === 'u32' ? u32(v) : i32(v))).join(', ')});`;
+  const k = axis === 'H' ? 'KH' : 'KW';
+  return [
+    table(axis === 'H' ? 'PHASE_ROWS' : 'PHASE_COLS', 'u32', phases.map((p) => p.positions)),
+    table(`PHASE_TAPS_${axis}`, 'u32', phases.map((p) => p.count)),
+    table(`PHASE_${k}0`, 'u32', phases.map((p) => p.first)),
+    table(`PHASE_OFF_${axis}`, 'i32', phases.map((p) => p.offset)),
+    `const PHASE_${k}_STEP: u32 = ${u32(phases[0].step)};`,
+    `const PHASE_OFF_${axis}_STEP: u32 = ${u32(phases[0].offsetStep)};`,
+  ];
+}
+
+/** Every table of the dgrad template. */
+function phaseTables(c: ConvBNConfig): string {
+  const { rows, cols } = dgradPhases(c);
+  return [`const PHASES: u32 = ${u32(c.strideH * c.strideW)};`, ...axisTables('H', rows), ...axisTables('W', cols)].join('\n');
 }
 
 export const expandForwardWg = (v: KernelVariant, c: ConvBNConfig): Expansion => expandPass('forward', v, c);

@@ -7,6 +7,7 @@ import { BN, CV, KERNELS, PARAM_SLOTS, PK, PWT, SC, WG, WG_ACC_BYTES, WN, type K
 import type { WasmHeap } from './heap.js';
 import type { ThreadPool } from './pool.js';
 import type { KernelChoice } from './select.js';
+import { axisPhases } from '../../codegen/stride-phases.js';
 
 /** Allocation that a step counts (peak bytes); `free` gives it back. */
 export interface Scratch {
@@ -25,29 +26,22 @@ interface Geom { R: number; S: number; PW: number; plane: number }
 interface PackSource { srcH: number; srcW: number; upH: number; upW: number; padT: number; padL: number }
 
 /**
- * One stride phase of a strided dgrad along one axis: the taps that reach the
- * gx positions `phase`, `phase + stride`, ... of that axis. In dz they are a
- * dilated correlation: tap j (from the last kernel index `first` down, every
+ * One stride phase of a strided dgrad along one axis, in the form the direct
+ * kernels correlate: tap j (from the last kernel index `first` down, every
  * `step`-th) reads dz at i + offset + j * dilation for phase position i.
  */
 export interface AxisTaps { count: number; first: number; step: number; dilation: number; offset: number }
 export interface PhaseTaps { h: Pick<AxisTaps, 'count' | 'first' | 'step'>; w: Pick<AxisTaps, 'count' | 'first' | 'step'> }
 
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-
 /**
- * The taps of kernel size k (stride s, dilation d, leading pad p) that reach
- * gx positions ≡ phase (mod s): kh with (phase + p - kh*d) divisible by s.
- * count 0 when none do (a 1x1 kernel at stride 2 reaches only the even positions).
+ * The taps of kernel size k (stride s, dilation d, leading pad p) that reach gx positions ≡ phase (mod s)
+ * (codegen/stride-phases.ts), last kernel index first so that their dz offsets ascend. count 0 when none
+ * do (a 1x1 kernel at stride 2 reaches only the even positions).
  */
 export function axisTaps(k: number, s: number, d: number, p: number, phase: number): AxisTaps {
-  const step = s / gcd(s, d);
-  let first = -1;
-  for (let kh = k - 1; kh >= 0; kh--) {
-    if ((((phase + p - kh * d) % s) + s) % s === 0) { first = kh; break; }
-  }
-  if (first < 0) return { count: 0, first: 0, step, dilation: 1, offset: 0 };
-  return { count: Math.floor(first / step) + 1, first, step, dilation: (d * step) / s, offset: (phase + p - first * d) / s };
+  const a = axisPhases(phase + 1, k, s, d, p)[phase];
+  const last = a.count - 1;
+  return { count: a.count, first: a.first + last * a.step, step: a.step, dilation: a.offsetStep, offset: a.offset - last * a.offsetStep };
 }
 
 /** Bytes of per-task partial weight gradients the nhwc wgrad may hold at once. */
