@@ -20,7 +20,7 @@ import { createWebGPUEngine } from '../runtime/webgpu/engine.js';
 import { PipelineCache } from '../runtime/webgpu/pipelines.js';
 import type { ConvBNLayer, Mode } from '../runtime/types.js';
 import { randomParams, rng } from '../codegen/tuning/measure.js';
-import { fmt, isEntryScript, stat, type Stat } from './measure.js';
+import { collectGarbage, fmt, isEntryScript, stat, type Stat } from './measure.js';
 
 const MODES = ['train', 'train+recompute', 'eval', 'tune', 'deploy'] as const;
 type ModeLabel = (typeof MODES)[number];
@@ -91,6 +91,7 @@ export async function resnet18Section(opts: Resnet18Options = {}): Promise<strin
       const fresh = !seen.has(configKey(c));
       seen.add(configKey(c));
       for (const mode of MODES) firstMs[mode] += await step(layer, mode, x, gy); // compiles on first use
+      collectGarbage();
       const samples = Object.fromEntries(MODES.map((m) => [m, [] as number[]]));
       for (let k = 0; k < rounds; k++) {
         for (let j = 0; j < MODES.length; j++) {
@@ -116,6 +117,7 @@ export async function resnet18Section(opts: Resnet18Options = {}): Promise<strin
       for (const mode of [...MODES, undefined]) {
         reps.set(mode, await repetitionsFor((t) => plan.run(mode ? steps[mode] : evalConvOnly, t), onCpu));
       }
+      collectGarbage();
       for (let k = 0; k < rounds; k++) {
         for (let j = 0; j <= MODES.length; j++) {
           const mode = MODES[(j + k + i) % (MODES.length + 1)];

@@ -6,6 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { collectGarbage } from './measure.js';
 
 interface Section {
   title: string;
@@ -36,6 +37,7 @@ for (const name of names) {
   const run = SECTIONS[name];
   if (!run) throw new Error(`unknown bench section '${name}'; known: ${Object.keys(SECTIONS).join(', ')}`);
   console.error(`bench: ${name} ...`);
+  collectGarbage(); // the previous section's garbage is not this one's to collect
   const t0 = performance.now();
   const section = await run({ quick: values.quick });
   console.error(`bench: ${name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);

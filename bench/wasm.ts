@@ -355,7 +355,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
   const markdown = [
     `Float32, N = 8, forward in tune mode (BN applied while packing weights), ${threads} threads, ` +
     `medians of ${rounds} interleaved rounds x ${iterations} runs (${4 * iterations} for layer d, a few ms each) (min–max). Each implementation starts its ` +
-    `samples in a round after ${SETTLE.idleMs} ms idle and one untimed call: onnxruntime-web's pool threads spin after its ` +
+    `samples in a round after a full garbage collection, ${SETTLE.idleMs} ms idle and one untimed call: onnxruntime-web's pool threads spin after its ` +
     `calls, and without the pause they slowed whatever ran next in this process; with it, each library measures as it ` +
     `does run alone in a process of its own. Peak: ${peak.toFixed(0)} GFLOP/s ` +
     `(${PEAK_PER_CORE} per core, 128-bit SIMD, from shared/PLATFORM.md). Times include copying x in and y out.`,

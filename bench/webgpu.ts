@@ -29,7 +29,7 @@ import { loadTfjsWebGPU, tfjsWebGPUConv, tfjsWebGPUTrainStep } from './peers/tfj
 import { resnet18Section, resnetShape } from './resnet18.js';
 import { runTorchPeer, TORCH_MODES, type TorchResults, type TorchStepRow } from './peers/torch.js';
 import { resnet18Layers } from '../codegen/models/resnet18.js';
-import { cell, fmt, gflops, interleaved, isEntryScript, perCall, runsForLayer, type Fn, type Stat } from './measure.js';
+import { cell, collectGarbage, fmt, gflops, interleaved, isEntryScript, perCall, runsForLayer, type Fn, type Stat } from './measure.js';
 import { LAYERS } from './layers.js';
 
 
@@ -94,7 +94,7 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
   out.push('', '### Forward, tune mode, N = 8', '');
   out.push(`Float32. Ours: the tune-mode forward kernel (BN folded in the kernel: s = gamma / sqrt(var + eps) and b' applied in the epilogue). ` +
     `tfjs-backend-webgpu ${tfjsVersion}: conv2d + add with BN folded beforehand, NHWC, on a device of the same adapter. GPU work only (inputs resident, ` +
-    `no readback), medians of ${rounds} interleaved rounds x ${iterations} runs${onCpu ? ` (${4 * iterations} for layer d, a few ms a call; 1 for layer e, where tfjs takes most of a second)` : ''} (min–max). First run (pipeline compile) excluded.` +
+    `no readback), each layer after a full garbage collection, medians of ${rounds} interleaved rounds x ${iterations} runs${onCpu ? ` (${4 * iterations} for layer d, a few ms a call; 1 for layer e, where tfjs takes most of a second)` : ''} (min–max). First run (pipeline compile) excluded.` +
     (torch ? ' PyTorch: F.conv2d with the folded weight and bias (NCHW), as deployed.' : ''));
   out.push('', `| layer | shape | GFLOP | our kernel | ours ms | GFLOP/s | tfjs-webgpu ms | GFLOP/s | ours vs tfjs | rel. diff |${torch ? ' PyTorch ms | GFLOP/s | ours vs PyTorch |' : ''}`,
     `|---|---|---|---|---|---|---|---|---|---|${torch ? '---|---|---|' : ''}`);
@@ -124,6 +124,7 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
     // On a CPU adapter: tfjs's emulated grouped conv (e) takes most of a second per call, so one run per round;
     // a layer of a few milliseconds (d) gets more (runsForLayer).
     const runs = !onCpu ? iterations : key === 'e' && tf ? 1 : runsForLayer(flops, iterations);
+    collectGarbage();
     const st = perCall(await interleaved(tasks, rounds, runs), reps);
     if (tf) {
       diff = relativeError(await plan.read('y'), await tf.output()).toExponential(1);
@@ -183,6 +184,7 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
       }
     }
     // Every round costs tfjs's step (seconds on a CPU adapter), but two samples let one slow moment decide a median.
+    collectGarbage();
     const st = perCall(await interleaved(tasks, Math.max(2, rounds), 1), reps);
     const fwd = st['tune forward only'];
     out.push(`GPU work of forward + backward (every gradient: x, W, bias, gamma, beta; running stats in train), one submission, ` +
@@ -224,6 +226,7 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
         rows.push([mode, name]);
       }
     }
+    collectGarbage();
     const ks = perCall(await interleaved(kernelTasks, 2, 1), kernelReps);
     const sum = (mode: string) => rows.filter(([m]) => m === mode).reduce((t, [, n]) => t + ks[n].median, 0);
     const bnShare = rows.filter(([m, n]) => m === 'eval' && /bn_/.test(n)).reduce((t, [, n]) => t + ks[n].median, 0) / sum('eval');
