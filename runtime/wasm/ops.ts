@@ -7,7 +7,7 @@ import { BN, CV, KERNELS, PARAM_SLOTS, PK, PWT, SC, WG, WG_ACC_BYTES, WN, type K
 import type { WasmHeap } from './heap.js';
 import type { ThreadPool } from './pool.js';
 import type { KernelChoice } from './select.js';
-import { axisPhases } from '../../codegen/stride-phases.js';
+import { axisPhases, type AxisPhase } from '../../codegen/stride-phases.js';
 
 /** Allocation that a step counts (peak bytes); `free` gives it back. */
 export interface Scratch {
@@ -39,7 +39,11 @@ export interface PhaseTaps { h: Pick<AxisTaps, 'count' | 'first' | 'step'>; w: P
  * do (a 1x1 kernel at stride 2 reaches only the even positions).
  */
 export function axisTaps(k: number, s: number, d: number, p: number, phase: number): AxisTaps {
-  const a = axisPhases(phase + 1, k, s, d, p)[phase];
+  return correlationTaps(axisPhases(phase + 1, k, s, d, p)[phase]);
+}
+
+/** A phase's taps (codegen/stride-phases.ts: first tap the smallest kernel index) in correlation order. */
+function correlationTaps(a: AxisPhase): AxisTaps {
   const last = a.count - 1;
   return { count: a.count, first: a.first + last * a.step, step: a.step, dilation: a.offsetStep, offset: a.offset - last * a.offsetStep };
 }
@@ -304,15 +308,16 @@ export class ConvOps {
       return;
     }
     const blk = path === 'direct1' ? 1 : 4;
+    if (path !== 'gemm' && (c.strideH > 1 || c.strideW > 1) && this.choice.dgradPhases) {
+      // Each phase packs its own taps' weights.
+      await this.dgradPhases(s, dz, w, scale, gx, blk);
+      return;
+    }
     const wt = await this.packWeights(s, w, scale, 2, blk);
     if (path === 'gemm') {
       const plane = c.H * c.W;
       await this.direct(s, 'direct4', dz, { R: 1, S: 1, PW: plane, plane }, wt, this.Cog, this.Cig, 1, 1, 1, 1, 1, 1, plane,
         { out: gx });
-    } else if ((c.strideH > 1 || c.strideW > 1) && this.choice.dgradPhases) {
-      s.free(wt);
-      await this.dgradPhases(s, dz, w, scale, gx, blk);
-      return;
     } else {
       // Zero-insert dz by the stride, pad by (k-1)*d - pad, correlate with the flipped kernel at stride 1.
       const R = c.H + (c.kH - 1) * c.dilationH;
@@ -344,27 +349,19 @@ export class ConvOps {
     const c = this.c;
     const path = this.choice.dgrad as 'direct4' | 'direct1';
     const { H, W } = c;
+    const rows = axisPhases(H, c.kH, c.strideH, c.dilationH, c.padTop);
+    const cols = axisPhases(W, c.kW, c.strideW, c.dilationW, c.padLeft);
+    // Positions no tap reaches have gradient 0: one clear of gx serves every such phase.
+    const unreached = (axis: AxisPhase[]) => axis.some((a) => a.positions > 0 && a.count === 0);
+    if (unreached(rows) || unreached(cols)) this.r.heap.f32(gx, c.N * c.Cin * H * W).fill(0);
     const pitch = { step: c.strideW, row: c.strideH * W, plane: H * W };
-    let cleared = false;
-    for (let ph = 0; ph < Math.min(c.strideH, H); ph++) {
-      const th = axisTaps(c.kH, c.strideH, c.dilationH, c.padTop, ph);
-      for (let pw = 0; pw < Math.min(c.strideW, W); pw++) {
-        const tw = axisTaps(c.kW, c.strideW, c.dilationW, c.padLeft, pw);
-        if (th.count === 0 || tw.count === 0) {
-          // No tap reaches these positions: their gradient is 0. One clear of gx serves every such phase.
-          if (!cleared) this.r.heap.f32(gx, c.N * c.Cin * H * W).fill(0);
-          cleared = true;
-        }
-      }
-    }
-    for (let ph = 0; ph < Math.min(c.strideH, H); ph++) {
-      const th = axisTaps(c.kH, c.strideH, c.dilationH, c.padTop, ph);
-      if (th.count === 0) continue;
-      const Hp = Math.ceil((H - ph) / c.strideH);
-      for (let pw = 0; pw < Math.min(c.strideW, W); pw++) {
-        const tw = axisTaps(c.kW, c.strideW, c.dilationW, c.padLeft, pw);
-        if (tw.count === 0) continue;
-        const Wp = Math.ceil((W - pw) / c.strideW);
+    for (const [ph, row] of rows.entries()) {
+      if (row.positions === 0 || row.count === 0) continue;
+      const th = correlationTaps(row);
+      for (const [pw, col] of cols.entries()) {
+        if (col.positions === 0 || col.count === 0) continue;
+        const tw = correlationTaps(col);
+        const [Hp, Wp] = [row.positions, col.positions];
         const wt = await this.packWeights(s, w, scale, 2, blk, { h: th, w: tw });
         const R = Hp + (th.count - 1) * th.dilation;
         const PW = roundUp(Wp, 16) + (tw.count - 1) * tw.dilation;
