@@ -176,7 +176,9 @@ function bnPlan(k: KernelChoice, batch: boolean, recompute: boolean, scalarWeigh
       { gradOut: 'gradY', z: 'z', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads', gradZ: 'gradZ' }),
     dgradStep(k.dgrad, false, 'gradZ', 'weight', 'channels'),
     ...(batch && scalarWeights
-      ? [step('train_wgrad_scalar', {}, { x: 'x', gradOut: 'gradY', channels: 'channels', stats: 'stats', gradWeight: 'gradWeight' })]
+      ? [step('train_wgrad_scalar', {}, {
+        x: 'x', gradOut: 'gradY', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads', gradWeight: 'gradWeight',
+      })]
       : wgradSteps(k.wgrad, 'gradZ', undefined)),
   ];
   return {

@@ -74,8 +74,8 @@ export function isBatchReduction(step: PlanStep): boolean {
  * the batch, which chunked runs add on the host: those whose spec says
  * `summable`, and bn_stats / bn_grad_reduce without BATCH (eval's copy of the
  * running stats, and plain sums). A per-channel kernel not marked so may mix
- * images in a way chunking would get wrong (e.g. train_wgrad_scalar centres
- * by the batch mean), so a plan containing one is refused rather than split.
+ * images in a way chunking would get wrong (a centring by its own chunk's mean,
+ * say), so a plan containing one is refused rather than split.
  */
 function summable(step: PlanStep): boolean {
   const spec: KernelKindSpec = KERNELS[step.variant.kind];

@@ -16,7 +16,8 @@ import type { WebGPULayer } from '../../runtime/webgpu/layer.js';
 import { ChannelSplitLayer } from '../../runtime/webgpu/channel-split.js';
 import { PERSISTENT_ROLES, STEP_ROLES, roleElements } from '../../codegen/plans.js';
 import { caseInputs, configArb, judge, limitFor, produce, reference } from './harness.js';
-import { hasScalarWeights } from '../../codegen/plans.js';
+import { hasScalarWeights, planFor } from '../../codegen/plans.js';
+import { unsplittableStep } from '../../runtime/webgpu/split.js';
 
 const tally = { layers: 0, cases: 0, chunks: 0 };
 
@@ -76,16 +77,18 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
     ['3x3 pad 1, 7 images in chunks of 2', { N: 7, Cin: 3, Cout: 4, H: 6, W: 5, kernel: 3, padding: 1 }, 2],
     ['stride 2, groups 2, 5 images one per chunk', { N: 5, Cin: 4, Cout: 2, H: 7, W: 6, kernel: [3, 2], stride: 2, groups: 2, padding: [1, 0, 0, 1] }, 1],
     ['depthwise multiplier 2, dilation 2, 6 images in chunks of 4 and 2... evened to 3 + 3', { N: 6, Cin: 2, Cout: 4, H: 6, W: 7, kernel: 3, dilation: 2, groups: 2, padding: 2, bias: false }, 4],
-    ['1x1 conv with Cin 1 (eval, tune, deploy)', { N: 5, Cin: 1, Cout: 3, H: 4, W: 4, kernel: 1 }, 2],
+    // One weight per output channel: train's weight gradient is train_wgrad_scalar's closed form, whose chunks
+    // centre dy by the batch's mean (see the template) and add up.
+    ['1x1 conv with Cin 1', { N: 5, Cin: 1, Cout: 3, H: 4, W: 4, kernel: 1 }, 2],
+    ['1x1 conv, groups 2, one input channel each', { N: 6, Cin: 2, Cout: 4, H: 4, W: 4, kernel: 1, groups: 2 }, 2],
+    ['1x3 kernel whose one live tap is the centre, 9 images', { N: 9, Cin: 1, Cout: 2, H: 1, W: 1, kernel: [1, 3], padding: [0, 1] }, 2],
   ] as const)('%s', async (_name, config, images) => {
-    const c = normalizeConfig(config);
-    // train_wgrad_scalar centres over the whole batch and has no chunked form: train refuses such splits.
-    await checkSplit(config, images, 9, hasScalarWeights(c) ? ['eval', 'tune', 'deploy'] : MODES);
+    await checkSplit(config, images, 9);
   }, 120_000);
 
   test('random configs with 4 to 6 images, split in chunks of 1 to 3 images', async () => {
     const arb = fc.tuple(
-      configArb({ maxElements: 500, maxSpatial: 7, maxBatch: 1 }).filter((c) => !hasScalarWeights(normalizeConfig(c))),
+      configArb({ maxElements: 500, maxSpatial: 7, maxBatch: 1 }),
       fc.integer({ min: 4, max: 6 }), fc.integer({ min: 1, max: 3 }), fc.nat(),
     ).filter(([c, N, images]) => {
       const config = normalizeConfig({ ...c, N });
@@ -119,20 +122,38 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
     unsplit.destroy();
   }, 60_000);
 
-  test('train with one weight per output channel cannot be split yet: refused before GPU work, naming N and the limit', async () => {
+  test('train with one weight per output channel splits: its weight gradient across chunks far apart in x', async () => {
+    // Chunks whose inputs have different means: each chunk centres P on its own mean, and only the term
+    // mean(P) * sum(dy - mean(dy)) carries the difference to the batch's centring.
     const config = normalizeConfig({ N: 6, Cin: 2, Cout: 4, H: 4, W: 4, kernel: 1, groups: 2 });
     const engine = await splitEngine(limitFor(config, 2));
-    const layer = engine.createLayer(config, caseInputs(config, 1).params);
-    const before = engine.counters();
-    const error = await layer.forward(caseInputs(config, 1).x, 'train').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ConvBNInputError);
-    expect((error as ConvBNInputError).field).toBe('N');
-    expect((error as ConvBNInputError).message).toMatch(/must be <= 2 for train mode.*maxStorageBufferBindingSize.*train_wgrad_scalar/);
-    expect(engine.counters()).toEqual(before);
-    // The other modes split fine on the same layer.
-    const y = await layer.forward(caseInputs(config, 1).x, 'eval');
-    expect(y.length).toBe(tensorSizes(config).y);
+    const inputs = caseInputs(config, 1);
+    const perImage = tensorSizes(config).x / config.N;
+    const x = Float32Array.from(inputs.x, (v, i) => v + 3 * Math.floor(i / perImage));
+    const shifted = { ...inputs, x };
+    const layer = engine.createLayer(config, inputs.params) as WebGPULayer;
+    expect(hasScalarWeights(config)).toBe(true);
+    expect(layer.chunkSizes('train')).toEqual([2, 2, 2]);
+    const split = await produce(engine, config, shifted, 'train', false);
+    const j = judge(split, reference(config, shifted, 'train'));
+    expect(j.pass, JSON.stringify(j.errors)).toBe(true);
+    // Without the cross-chunk term the chunks' sums miss sum_k m_k sum_chunk(dy - mean dy): far over the tolerance.
+    const unsplit = await produce(whole, config, shifted, 'train', false);
+    expect(judge({ w: split.grad_weight }, { w: Float64Array.from(unsplit.grad_weight) }).worstError).toBeLessThanOrEqual(TOLERANCE);
     layer.destroy();
+  });
+
+  test('a plan step with no chunked form is found (the guard that refuses such a split)', () => {
+    const config = normalizeConfig({ N: 6, Cin: 2, Cout: 4, H: 4, W: 4, kernel: 1, groups: 2 });
+    const plan = planFor('train', config, { recompute: false, target: 'reg' });
+    expect(unsplittableStep(plan)).toBeUndefined();
+    expect(plan.backward.some((s) => s.variant.kind === 'train_wgrad_scalar')).toBe(true);
+    // A second batch reduction in a pass, or one the host does not combine in that pass, cannot run chunk by chunk.
+    const reduce = plan.backward.find((s) => s.variant.kind === 'bn_grad_reduce')!;
+    const again = { ...reduce };
+    expect(unsplittableStep({ ...plan, backward: [...plan.backward, again] })).toBe(again);
+    const stats = plan.forward.find((s) => s.variant.kind === 'bn_stats' || s.variant.kind === 'bn_stats_tiles')!;
+    expect(unsplittableStep({ ...plan, backward: [stats, ...plan.backward] })).toBe(stats);
   });
 
   test('x of one image over the limit (groups 1: no channel split helps), or parameters over it: refused at createLayer, naming the limit', async () => {
