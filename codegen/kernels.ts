@@ -119,7 +119,7 @@ export const KERNELS = {
   },
   bn_apply: { template: 'bn_apply', flags: [], grid: { kind: 'elements', over: 'y' }, workgroupSize: 64 },
   bn_grad_reduce: { template: 'bn_grad_reduce', flags: ['BATCH'], grid: { kind: 'channels' }, workgroupSize: 64 },
-  bn_grad_apply: { template: 'bn_grad_apply', flags: ['BATCH'], grid: { kind: 'elements', over: 'y' }, workgroupSize: 64 },
+  bn_grad_apply: { template: 'bn_grad_apply', flags: ['BATCH', 'PAIR'], grid: { kind: 'elements', over: 'y' }, workgroupSize: 64 },
   folded_grads: { template: 'folded_grads', flags: ['TUNE'], grid: { kind: 'channels' }, workgroupSize: 64, summable: true },
   train_wgrad_scalar: { template: 'train_wgrad_scalar', flags: [], grid: { kind: 'channels' }, workgroupSize: 64, summable: true },
 } as const satisfies Record<string, KernelKindSpec>;

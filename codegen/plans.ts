@@ -165,14 +165,14 @@ function tileStatsSteps(choice: ForwardChoice, c: ConvBNConfig): PlanStep[] | un
  * per-tile statistics (into y, free until bn_apply) and bn_stats_tiles merges them, instead of
  * bn_stats reading z again. A recompute in backward runs the plain conv.
  */
-function bnPlan(k: KernelChoice, batch: boolean, recompute: boolean, scalarWeights: boolean, c: ConvBNConfig): ModePlan {
+function bnPlan(k: KernelChoice, batch: boolean, recompute: boolean, scalarWeights: boolean, c: ConvBNConfig, pair: boolean): ModePlan {
   const conv = convStep(k.forward, false, 'weight', 'channels', 'z');
   const statsSteps = (batch ? tileStatsSteps(k.forward, c) : undefined)
     ?? [conv, step('bn_stats', { BATCH: batch }, { z: 'z', channels: 'channels', stats: 'stats' })];
   const backward = [
     step('bn_grad_reduce', { BATCH: batch },
       { gradOut: 'gradY', z: 'z', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads' }),
-    step('bn_grad_apply', { BATCH: batch },
+    step('bn_grad_apply', { BATCH: batch, PAIR: batch && pair },
       { gradOut: 'gradY', z: 'z', channels: 'channels', stats: 'stats', channelGrads: 'channelGrads', gradZ: 'gradZ' }),
     dgradStep(k.dgrad, false, 'gradZ', 'weight', 'channels'),
     ...(batch && scalarWeights
@@ -214,14 +214,23 @@ export interface PlanOptions {
   readonly kernels?: KernelChoice;
   /** The adapter (and its tuning cache) the plan is for; default: a CPU rasteriser. */
   readonly target?: KernelTarget;
+  /**
+   * train, for a chunk of a batch split along N (runtime/webgpu/split.ts): values per channel in the
+   * whole batch, which its batch statistics are over; default: the config's own (N * Hout * Wout).
+   */
+  readonly batchValues?: number;
 }
 
 /** The one place that picks kernels for a mode and a config (the conv implementations via selectKernels). */
 export function planFor(mode: Mode, c: ConvBNConfig, options: PlanOptions = {}): ModePlan {
   const k = options.kernels ?? selectKernels(c, options.target);
   switch (mode) {
-    case 'train': return bnPlan(k, true, options.recompute ?? false, hasScalarWeights(c), c);
-    case 'eval': return bnPlan(k, false, false, hasScalarWeights(c), c);
+    case 'train': {
+      const out = outputShape(c);
+      const pair = (options.batchValues ?? out.N * out.H * out.W) === 2;
+      return bnPlan(k, true, options.recompute ?? false, hasScalarWeights(c), c, pair);
+    }
+    case 'eval': return bnPlan(k, false, false, hasScalarWeights(c), c, false);
     case 'tune': return foldedPlan(k, true);
     case 'deploy': return foldedPlan(k, false);
   }

@@ -3,6 +3,9 @@
 // With M = 2 values per channel that difference is eps / (var + eps) of its terms
 // (centred dy and xhat are parallel): the exact form is
 // dz = gamma * eps * invstd^3 * (dy - mean(dy)), which float32 computes without cancellation.
+// PAIR: the batch has M = 2 values per channel. A chunk of a split batch may hold one or two of
+// them, or two of a larger batch's: the plan sets PAIR from the whole batch, and mean(dy) comes
+// from the batch sum the host scaled to this chunk's CHANNEL_SIZE.
 @group(0) @binding(0) var<storage, read> gradOut: array<f32>;
 @group(0) @binding(1) var<storage, read> z: array<f32>;
 @group(0) @binding(2) var<storage, read> channels: array<f32>;
@@ -17,8 +20,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = y_coords(index).c;
   let invstd = stats[S_INVSTD + c];
   let g = channels[CH_GAMMA + c] * invstd;
-  if (BATCH && CHANNEL_SIZE == 2u) {
-    let centred = gradOut[index] - channelGrads[G_BETA + c] / 2.0;
+  if (BATCH && PAIR) {
+    let centred = gradOut[index] - channelGrads[G_BETA + c] / f32(CHANNEL_SIZE);
     gradZ[index] = channels[CH_GAMMA + c] * EPS * invstd * invstd * invstd * centred;
   } else if (BATCH) {
     let xhat = (z[index] - stats[S_MEAN + c]) * invstd;

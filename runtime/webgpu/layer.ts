@@ -324,15 +324,12 @@ export class WebGPULayer implements ConvBNLayer {
       const one = withBatch(this.config, 1);
       checkImageFits(one, limits, roles(one));
       chunks = batchChunks(this.config, limits, roles);
-      // bn_grad_apply takes a chunk of two values per channel for the whole batch (its exact M = 2 form).
-      if (mode === 'train' && chunks.length > 1 && chunks.some((ch) => channelCount(ch.config) === 2)) {
-        throw new ConvBNInputError('N', this.config.N,
-          `cannot be split for train mode on this device: its chunks would hold two values per channel`);
-      }
       this.chunkCache.chunks.set(key, chunks);
     }
     const target = this.ctx.pipelines.target;
-    return chunks.map((ch) => ({ ...ch, plan: planFor(mode, ch.config, { recompute, target }), buffers: new Map() }));
+    // Train's batch statistics are over the whole batch, whatever the chunk: its plan is told their count.
+    const batchValues = channelCount(this.config);
+    return chunks.map((ch) => ({ ...ch, plan: planFor(mode, ch.config, { recompute, target, batchValues }), buffers: new Map() }));
   }
 
   /**
