@@ -12,6 +12,14 @@ export type Pair = number | readonly [number, number];
 /** Symmetric [pH, pW], explicit [top, bottom, left, right], one number for all sides, or a rule. */
 export type PaddingInput = number | readonly [number, number] | readonly [number, number, number, number] | 'same' | 'valid';
 
+/**
+ * How the conv reads outside the image, as PyTorch's Conv2d `padding_mode`: zeros, or a pad of x
+ * (reflect: mirrored without repeating the edge; replicate: the edge repeated; circular: wrapped)
+ * followed by a conv without padding.
+ */
+export const PADDING_MODES = ['zeros', 'reflect', 'replicate', 'circular'] as const;
+export type PaddingMode = (typeof PADDING_MODES)[number];
+
 export interface ConvBNConfigInput {
   N: number;
   Cin: number;
@@ -27,6 +35,8 @@ export interface ConvBNConfigInput {
   eps?: number;
   momentum?: number;
   layout?: 'NCHW';
+  /** Default 'zeros'. */
+  paddingMode?: PaddingMode;
 }
 
 /** Validated and normalised: every field explicit, padding resolved to four sides. */
@@ -51,6 +61,8 @@ export interface ConvBNConfig {
   readonly eps: number;
   readonly momentum: number;
   readonly layout: 'NCHW';
+  /** 'zeros' when there is no padding (every mode reads the same then). */
+  readonly paddingMode: PaddingMode;
 }
 
 export interface OutputShape {
@@ -80,6 +92,7 @@ const normalized = new WeakSet<ConvBNConfig>();
 
 const INPUT_FIELDS = [
   'N', 'Cin', 'Cout', 'H', 'W', 'kernel', 'stride', 'padding', 'dilation', 'groups', 'bias', 'eps', 'momentum', 'layout',
+  'paddingMode',
 ] as const;
 
 function positiveInt(field: string, value: unknown): number {
@@ -160,6 +173,31 @@ function outputExtent(size: number, before: number, after: number, k: number, st
 }
 
 /**
+ * The padding mode, checked against the padding as PyTorch's pad checks it: a reflection reads inside
+ * the image (each side < the extent), a wrap goes around at most once (each side <= the extent).
+ * Without padding every mode is 'zeros'.
+ */
+function checkPaddingMode(mode: unknown, pad: ResolvedPadding, H: number, W: number): PaddingMode {
+  if (!(PADDING_MODES as readonly unknown[]).includes(mode)) {
+    throw new ConvBNInputError('paddingMode', mode, `must be one of ${PADDING_MODES.map((m) => `'${m}'`).join(', ')}`);
+  }
+  const m = mode as PaddingMode;
+  if (pad.top + pad.bottom + pad.left + pad.right === 0) return 'zeros';
+  if (m === 'reflect' || m === 'circular') {
+    const limit = m === 'reflect' ? 'H - 1 and W - 1 (a reflection reads inside the image)' : 'H and W (a wrap goes around once)';
+    const over = (side: number, extent: number): boolean => (m === 'reflect' ? side >= extent : side > extent);
+    const sides: [string, number, number][] = [['top', pad.top, H], ['bottom', pad.bottom, H], ['left', pad.left, W], ['right', pad.right, W]];
+    for (const [name, side, extent] of sides) {
+      if (over(side, extent)) {
+        throw new ConvBNInputError(`padding (${name})`, side,
+          `must be at most ${limit} with paddingMode '${m}': here H = ${H}, W = ${W}`);
+      }
+    }
+  }
+  return m;
+}
+
+/**
  * Validates a caller's config and returns its normal form. Throws
  * ConvBNInputError naming the field, its value and what is allowed.
  */
@@ -203,6 +241,7 @@ export function normalizeConfig(input: ConvBNConfigInput): ConvBNConfig {
   if (layout !== 'NCHW') throw new ConvBNInputError('layout', layout, "must be 'NCHW'");
 
   const pad = resolvePadding(input.padding, H, W, kernel, stride, dilation);
+  const paddingMode = checkPaddingMode(input.paddingMode ?? 'zeros', pad, H, W);
   const Hout = outputExtent(H, pad.top, pad.bottom, kernel[0], stride[0], dilation[0]);
   const Wout = outputExtent(W, pad.left, pad.right, kernel[1], stride[1], dilation[1]);
   if (Hout < 1) {
@@ -223,7 +262,7 @@ export function normalizeConfig(input: ConvBNConfigInput): ConvBNConfig {
     strideH: stride[0], strideW: stride[1],
     padTop: pad.top, padBottom: pad.bottom, padLeft: pad.left, padRight: pad.right,
     dilationH: dilation[0], dilationW: dilation[1],
-    groups, bias, eps, momentum, layout,
+    groups, bias, eps, momentum, layout, paddingMode,
   });
   const sizes = tensorSizes(config);
   for (const [name, count] of Object.entries(sizes)) {
@@ -277,9 +316,10 @@ const KEY_FIELDS: readonly (keyof ConvBNConfig)[] = [
   'dilationH', 'dilationW', 'groups', 'bias', 'eps', 'momentum', 'layout',
 ];
 
-/** A stable string naming one config: equal configs give equal keys. */
+/** A stable string naming one config: equal configs give equal keys. The padding mode is named unless 'zeros'. */
 export function configKey(c: ConvBNConfig): string {
-  return KEY_FIELDS.map((f) => `${f}=${String(c[f])}`).join(',');
+  const fields = c.paddingMode === 'zeros' ? KEY_FIELDS : [...KEY_FIELDS, 'paddingMode' as const];
+  return fields.map((f) => `${f}=${String(c[f])}`).join(',');
 }
 
 /** Short, file-name-safe id for a key (FNV-1a 32-bit, hex). */
@@ -300,6 +340,19 @@ export function toInput(c: ConvBNConfig): Required<ConvBNConfigInput> {
     stride: [c.strideH, c.strideW],
     padding: [c.padTop, c.padBottom, c.padLeft, c.padRight],
     dilation: [c.dilationH, c.dilationW],
-    groups: c.groups, bias: c.bias, eps: c.eps, momentum: c.momentum, layout: c.layout,
+    groups: c.groups, bias: c.bias, eps: c.eps, momentum: c.momentum, layout: c.layout, paddingMode: c.paddingMode,
   };
+}
+
+/**
+ * The conv a padding mode other than zeros runs (as PyTorch does): the same layer on x padded
+ * beforehand (H + padTop + padBottom, W + padLeft + padRight), without padding of its own.
+ * A 'zeros' config is its own.
+ */
+export function prePaddedConfig(c: ConvBNConfig): ConvBNConfig {
+  if (c.paddingMode === 'zeros') return c;
+  return normalizeConfig({
+    ...toInput(c),
+    H: c.H + c.padTop + c.padBottom, W: c.W + c.padLeft + c.padRight, padding: 0, paddingMode: 'zeros',
+  });
 }

@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { configKey, normalizeConfig, outputShape, toInput, MODES, type ConvBNConfigInput } from './config.js';
+import { configKey, normalizeConfig, outputShape, prePaddedConfig, toInput, MODES, type ConvBNConfigInput } from './config.js';
 import { generateKernel, kernelKey, type GeneratedKernel } from './generate.js';
 import { allVariants, planFor } from './plans.js';
 import type { KernelTarget } from './tuning/select.js';
@@ -38,6 +38,8 @@ export interface Manifest {
     outputShape: [number, number, number, number];
     /** Kernel ids in execution order, per mode (train also with recompute). */
     plans: Record<string, { forward: string[]; backward: string[] }>;
+    /** With a padding mode other than zeros: the config the kernels run, on x padded by that mode beforehand. */
+    kernelConfig?: ReturnType<typeof toInput>;
   }[];
   readonly kernels: Record<string, KernelManifestEntry>;
 }
@@ -48,7 +50,9 @@ export async function writeKernelSet(layers: readonly LayerSpec[], outDir: strin
   const kernels = new Map<string, GeneratedKernel>();
   const manifestLayers: Manifest['layers'] = [];
   for (const layer of layers) {
-    const c = normalizeConfig(layer.config);
+    const layerConfig = normalizeConfig(layer.config);
+    // A padding mode other than zeros pads x first (runtime/padding-mode.ts): the kernels are the pre-padded config's.
+    const c = prePaddedConfig(layerConfig);
     const idOf = new Map<string, string>();
     for (const variant of allVariants(c, { target })) {
       const key = kernelKey(variant, c);
@@ -65,7 +69,8 @@ export async function writeKernelSet(layers: readonly LayerSpec[], outDir: strin
     }
     const out = outputShape(c);
     manifestLayers.push({
-      name: layer.name, config: toInput(c), configKey: configKey(c), outputShape: [out.N, out.C, out.H, out.W], plans,
+      name: layer.name, config: toInput(layerConfig), configKey: configKey(layerConfig), outputShape: [out.N, out.C, out.H, out.W], plans,
+      ...(c !== layerConfig ? { kernelConfig: toInput(c) } : {}),
     });
   }
   const entries: Record<string, KernelManifestEntry> = {};

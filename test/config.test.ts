@@ -178,7 +178,7 @@ describe('configKey', () => {
     ['padLeft', { padding: [1, 1, 0, 1] }], ['padRight', { padding: [1, 1, 1, 0] }],
     ['dilationH', { dilation: [2, 1] }], ['dilationW', { dilation: [1, 2] }],
     ['groups', { groups: 2 }], ['bias', { bias: false }],
-    ['eps', { eps: 1.0000001e-5 }], ['momentum', { momentum: 0.01 }],
+    ['eps', { eps: 1.0000001e-5 }], ['momentum', { momentum: 0.01 }], ['paddingMode', { paddingMode: 'reflect' }],
   ];
 
   test('every normalised field is covered by a variant', () => {

@@ -17,6 +17,7 @@ import { expectedModeKeys, loadCase, loadCaseDir, parseCase } from '../runtime/c
 import { relativeError, RMS_FLOOR, TOLERANCE } from '../runtime/check/compare.js';
 import { foldParams } from '../runtime/validate.js';
 import { mulberry32, randomInt, randomParams, randomTensor, randomValidConfig, type Rng } from './helpers/random.js';
+import { finiteDifference } from './helpers/finite-difference.js';
 import { makeCase } from './oracle/makeCase.js';
 import {
   conv2d, conv2dBackwardInput, conv2dBackwardWeight, referenceCase, toCaseInputs,
@@ -231,25 +232,6 @@ describe('conv2d restated', () => {
 
 // ---------------------------------------------------------------------------
 // Finite differences of L = sum(y * grad_y) in float64.
-
-/** Central differences of loss at up to `samples` coordinates of `values` (all when it is small). */
-function finiteDifference(
-  rng: Rng, values: Float64Array, loss: () => number, samples = 24,
-): { indices: number[]; grads: number[] } {
-  const all = Array.from(values.keys());
-  const indices = values.length <= samples ? all : Array.from({ length: samples }, () => randomInt(rng, 0, values.length - 1));
-  const grads = indices.map((i) => {
-    const saved = values[i];
-    const h = 1e-6 * Math.max(1, Math.abs(saved));
-    values[i] = saved + h;
-    const up = loss();
-    values[i] = saved - h;
-    const down = loss();
-    values[i] = saved;
-    return (up - down) / (2 * h);
-  });
-  return { indices, grads };
-}
 
 /** ||analytic - fd|| <= tol * max(||fd||, 1): relative for real gradients, absolute for (near) zero ones. */
 function expectGradientClose(label: string, analytic: ArrayLike<number>, fd: { indices: number[]; grads: number[] }): void {

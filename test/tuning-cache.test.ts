@@ -18,9 +18,10 @@ const DIR = path.join(import.meta.dirname, '..', 'tuning');
 function configFromKey(key: string): ConvBNConfig {
   const fields = Object.fromEntries(key.split(',').map((kv) => {
     const [name, value] = kv.split('=');
-    return [name, value === 'true' ? true : value === 'false' ? false : name === 'layout' ? value : Number(value)];
+    return [name, value === 'true' ? true : value === 'false' ? false : name === 'layout' || name === 'paddingMode' ? value : Number(value)];
   }));
-  return fields as unknown as ConvBNConfig;
+  // The key names the padding mode only when it is not zeros.
+  return { paddingMode: 'zeros', ...fields } as unknown as ConvBNConfig;
 }
 
 const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));

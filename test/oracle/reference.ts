@@ -37,7 +37,21 @@ export function toCaseInputs(inputs: {
 // Convolution and its two gradients. All three walk the same index space
 // (n, o, oh, ow, ci, kh, kw), so their agreement is easy to read off.
 
-/** Calls visit(xIndex, wIndex, yIndex) for every multiply-add of the forward conv (padding taps skipped). */
+/**
+ * The input index a conv tap at position i (-pad .. size + pad - 1) of an axis reads, as PyTorch's
+ * padding modes define it, or -1 for a zero (zeros mode outside the image).
+ */
+function readIndex(i: number, size: number, mode: ConvBNConfig['paddingMode']): number {
+  if (i >= 0 && i < size) return i;
+  switch (mode) {
+    case 'zeros': return -1;
+    case 'replicate': return Math.min(Math.max(i, 0), size - 1);
+    case 'circular': return i < 0 ? i + size : i - size;
+    case 'reflect': return i < 0 ? -i : 2 * size - 2 - i;
+  }
+}
+
+/** Calls visit(xIndex, wIndex, yIndex) for every multiply-add of the forward conv (zero-padding taps skipped). */
 function forEachTap(c: ConvBNConfig, visit: (xi: number, wi: number, yi: number) => void): void {
   const out = outputShape(c);
   const cinPerGroup = c.Cin / c.groups;
@@ -51,11 +65,11 @@ function forEachTap(c: ConvBNConfig, visit: (xi: number, wi: number, yi: number)
           for (let ci = 0; ci < cinPerGroup; ci++) {
             const ic = group * cinPerGroup + ci;
             for (let kh = 0; kh < c.kH; kh++) {
-              const ih = oh * c.strideH - c.padTop + kh * c.dilationH;
-              if (ih < 0 || ih >= c.H) continue;
+              const ih = readIndex(oh * c.strideH - c.padTop + kh * c.dilationH, c.H, c.paddingMode);
+              if (ih < 0) continue;
               for (let kw = 0; kw < c.kW; kw++) {
-                const iw = ow * c.strideW - c.padLeft + kw * c.dilationW;
-                if (iw < 0 || iw >= c.W) continue;
+                const iw = readIndex(ow * c.strideW - c.padLeft + kw * c.dilationW, c.W, c.paddingMode);
+                if (iw < 0) continue;
                 const xi = ((n * c.Cin + ic) * c.H + ih) * c.W + iw;
                 const wi = ((o * cinPerGroup + ci) * c.kH + kh) * c.kW + kw;
                 visit(xi, wi, yi);

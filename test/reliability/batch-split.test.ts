@@ -145,7 +145,7 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
 
   test('a plan step with no chunked form is found (the guard that refuses such a split)', () => {
     const config = normalizeConfig({ N: 6, Cin: 2, Cout: 4, H: 4, W: 4, kernel: 1, groups: 2 });
-    const plan = planFor('train', config, { recompute: false, target: 'reg' });
+    const plan = planFor('train', config, { recompute: false });
     expect(unsplittableStep(plan)).toBeUndefined();
     expect(plan.backward.some((s) => s.variant.kind === 'train_wgrad_scalar')).toBe(true);
     // A second batch reduction in a pass, or one the host does not combine in that pass, cannot run chunk by chunk.
