@@ -305,6 +305,12 @@ export function tensorSizes(c: ConvBNConfig): TensorSizes {
   };
 }
 
+/** Values per output channel in a batch (N * Hout * Wout): the count train's batch statistics are over. */
+export function valuesPerChannel(c: ConvBNConfig): number {
+  const out = outputShape(c);
+  return out.N * out.H * out.W;
+}
+
 /** Multiply-adds of one forward conv, for GFLOP/s figures (2 flops each). */
 export function forwardFlops(c: ConvBNConfig): number {
   return 2 * tensorSizes(c).y * (c.Cin / c.groups) * c.kH * c.kW;

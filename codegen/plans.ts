@@ -4,7 +4,7 @@
  * backward. Runtimes execute these; `convbn gen` generates their kernels.
  */
 import type { ConvBNConfig, Mode } from './config.js';
-import { outputShape, tensorSizes } from './config.js';
+import { outputShape, tensorSizes, valuesPerChannel } from './config.js';
 import { forwardStatsTiles } from './tiles/forward.js';
 import { igemmStatsTiles } from './tiles/igemm.js';
 import { partialStride, wgradChunks, type KernelVariant } from './kernels.js';
@@ -226,8 +226,7 @@ export function planFor(mode: Mode, c: ConvBNConfig, options: PlanOptions = {}):
   const k = options.kernels ?? selectKernels(c, options.target);
   switch (mode) {
     case 'train': {
-      const out = outputShape(c);
-      const pair = (options.batchValues ?? out.N * out.H * out.W) === 2;
+      const pair = (options.batchValues ?? valuesPerChannel(c)) === 2;
       return bnPlan(k, true, options.recompute ?? false, hasScalarWeights(c), c, pair);
     }
     case 'eval': return bnPlan(k, false, false, hasScalarWeights(c), c, false);

@@ -4,7 +4,7 @@
  * the page is crossOriginIsolated, else one thread).
  */
 import { PaddingModeLayer } from '../padding-mode.js';
-import { outputShape, tensorSizes, toConfig, type ConvBNConfig, type ConvBNConfigInput, type Mode } from '../../codegen/config.js';
+import { outputShape, tensorSizes, toConfig, valuesPerChannel, type ConvBNConfig, type ConvBNConfigInput, type Mode } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
 import type {
   BackwardGrads, BackwardOptions, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput, Engine, EngineOptions, FoldedParams,
@@ -365,9 +365,8 @@ class WasmLayer implements ConvBNLayer {
     if (typeof requiresGrad !== 'boolean') throw new ConvBNInputError('requiresGrad', requiresGrad, 'must be true or false');
     const recompute = options.recompute ?? this.options.recompute;
     if (typeof recompute !== 'boolean') throw new ConvBNInputError('recompute', recompute, 'must be true or false');
-    const o = outputShape(this.config);
-    if (mode === 'train' && o.N * o.H * o.W < 2) {
-      throw new ConvBNInputError('N * Hout * Wout', o.N * o.H * o.W,
+    if (mode === 'train' && valuesPerChannel(this.config) < 2) {
+      throw new ConvBNInputError('N * Hout * Wout', valuesPerChannel(this.config),
         'must be >= 2 in train mode (batch statistics need more than one value per channel)');
     }
     // Copy only when the call has to wait: an idle engine uploads x before returning.

@@ -5,7 +5,7 @@
  * codegen/plans.ts, chunk by chunk along the batch when the layer is over the
  * device's buffer limits (split.ts).
  */
-import { outputShape, tensorSizes, type ConvBNConfig, type Mode } from '../../codegen/config.js';
+import { tensorSizes, valuesPerChannel, type ConvBNConfig, type Mode } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
 import {
   planFor, roleElements, withoutInputGrad, PERSISTENT_ROLES, type ModePlan, type PersistentRole, type PlanStep, type Role, type StepRole,
@@ -20,7 +20,7 @@ import { BufferUsage, MapMode } from './flags.js';
 import { checkImageFits, largestBinding, planStepRoles, type BufferLimits } from './limits.js';
 import { DeviceLostError } from './lost.js';
 import type { PipelineCache } from './pipelines.js';
-import { batchChunks, channelCount, combineBatchStats, isBatchReduction, unsplittableStep, withBatch, type Chunk } from './split.js';
+import { batchChunks, combineBatchStats, isBatchReduction, unsplittableStep, withBatch, type Chunk } from './split.js';
 import { SerialQueue } from '../serial.js';
 import { fixScalarInputGrad, scalarInputValues } from '../scalar-input.js';
 
@@ -328,7 +328,7 @@ export class WebGPULayer implements ConvBNLayer {
     }
     const target = this.ctx.pipelines.target;
     // Train's batch statistics are over the whole batch, whatever the chunk: its plan is told their count.
-    const batchValues = channelCount(this.config);
+    const batchValues = valuesPerChannel(this.config);
     return chunks.map((ch) => ({ ...ch, plan: planFor(mode, ch.config, { recompute, target, batchValues }), buffers: new Map() }));
   }
 
@@ -346,9 +346,8 @@ export class WebGPULayer implements ConvBNLayer {
     checkMode(mode);
     checkTensor('x', x, tensorSizes(this.config).x);
     checkFlags('options', options, ['requiresGrad', 'recompute']);
-    const out = outputShape(this.config);
-    if (mode === 'train' && out.N * out.H * out.W < 2) {
-      throw new ConvBNInputError('N * Hout * Wout', out.N * out.H * out.W,
+    if (mode === 'train' && valuesPerChannel(this.config) < 2) {
+      throw new ConvBNInputError('N * Hout * Wout', valuesPerChannel(this.config),
         'must be >= 2 in train mode (batch variance needs more than one value per channel)');
     }
     const recompute = options?.recompute ?? this.options.recompute;
@@ -433,7 +432,7 @@ export class WebGPULayer implements ConvBNLayer {
     const parts = await this.gpu(chunks, before, chunks.map((chunk) => ({ chunk, role: 'stats' })), 'forward');
     const c = this.config;
     const C = c.Cout;
-    const batch = combineBatchStats(chunks.map((ch, i) => ({ count: channelCount(ch.config), stats: parts[i] })), C, Math.fround(c.eps));
+    const batch = combineBatchStats(chunks.map((ch, i) => ({ count: valuesPerChannel(ch.config), stats: parts[i] })), C, Math.fround(c.eps));
     const stats = new Float32Array(2 * C);
     const host = this.requireParams();
     const runningMean = new Float32Array(C);
@@ -541,9 +540,9 @@ export class WebGPULayer implements ConvBNLayer {
     const C = this.config.Cout;
     const total = new Float64Array(3 * C);
     for (const p of parts) for (let i = C; i < 3 * C; i++) total[i] += p[i];
-    const M = chunks.reduce((n, ch) => n + channelCount(ch.config), 0);
+    const M = chunks.reduce((n, ch) => n + valuesPerChannel(ch.config), 0);
     for (const ch of chunks) {
-      const scale = channelCount(ch.config) / M;
+      const scale = valuesPerChannel(ch.config) / M;
       this.write(ch.buffers.get('channelGrads')!, Float32Array.from(total, (v) => v * scale));
     }
     const roles = inputGrad ? ['gradWeight', 'gradX'] as const : ['gradWeight'] as const;

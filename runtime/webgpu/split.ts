@@ -4,7 +4,7 @@
  * kernels come from the same generator and pipeline cache; only what crosses
  * images (sums over the batch, batch statistics) is combined on the host.
  */
-import { normalizeConfig, outputShape, toInput, type ConvBNConfig } from '../../codegen/config.js';
+import { normalizeConfig, toInput, type ConvBNConfig } from '../../codegen/config.js';
 import { KERNELS, type KernelKind, type KernelKindSpec } from '../../codegen/kernels.js';
 import type { ModePlan, PlanStep, StepRole } from '../../codegen/plans.js';
 import { oversizedRole, type BufferLimits } from './limits.js';
@@ -52,12 +52,6 @@ export function batchChunks(c: ConvBNConfig, limits: BufferLimits, roles: (confi
     start += n;
   }
   return chunks;
-}
-
-/** Values per output channel in a chunk: the count its batch statistics are over. */
-export function channelCount(c: ConvBNConfig): number {
-  const out = outputShape(c);
-  return out.N * out.H * out.W;
 }
 
 /**
