@@ -399,8 +399,10 @@ export class WebGPULayer implements ConvBNLayer {
       }
     }
     // An inference forward is not a training step: the last step's figures stay.
-    const liveX = mode === 'train' ? scalarInputValues(this.config, x) : undefined;
-    if (requiresGrad) this.held = { mode, chunks, generation, ...(liveX ? { liveX } : {}) };
+    if (requiresGrad) {
+      const liveX = mode === 'train' ? scalarInputValues(this.config, x) : undefined;
+      this.held = { mode, chunks, generation, ...(liveX ? { liveX } : {}) };
+    }
     return y;
   }
 
