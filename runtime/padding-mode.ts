@@ -4,7 +4,7 @@
  * its own) runs on it. Its input gradient is folded back: each padded position's gradient is added to
  * the input position it copied.
  */
-import { prePaddedConfig, type ConvBNConfig, type Mode, type PaddingMode } from '../codegen/config.js';
+import { prePaddedConfig, tensorSizes, type ConvBNConfig, type Mode, type PaddingMode } from '../codegen/config.js';
 import type {
   BackendName, BackwardGrads, BackwardOptions, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput,
   FoldedParams, ForwardOptions, LayerOptions, MemoryStats,
@@ -70,7 +70,7 @@ export class PaddingModeLayer implements ConvBNLayer {
   }
 
   forward(x: Float32Array, mode: Mode, options?: ForwardOptions): Promise<Float32Array> {
-    checkTensor('x', x, this.config.N * this.config.Cin * this.config.H * this.config.W);
+    checkTensor('x', x, tensorSizes(this.config).x);
     return this.inner.forward(this.pad(x), mode, options);
   }
 

@@ -17,7 +17,7 @@ import { expectedModeKeys, loadCase, loadCaseDir, parseCase } from '../runtime/c
 import { relativeError, RMS_FLOOR, TOLERANCE } from '../runtime/check/compare.js';
 import { foldParams } from '../runtime/validate.js';
 import { mulberry32, randomInt, randomParams, randomTensor, randomValidConfig, type Rng } from './helpers/random.js';
-import { finiteDifference } from './helpers/finite-difference.js';
+import { dotY, finiteDifference } from './helpers/finite-difference.js';
 import { makeCase } from './oracle/makeCase.js';
 import {
   conv2d, conv2dBackwardInput, conv2dBackwardWeight, referenceCase, toCaseInputs,
@@ -244,12 +244,6 @@ function expectGradientClose(label: string, analytic: ArrayLike<number>, fd: { i
   });
   expect(Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), 1), label).toBeLessThan(1e-6);
 }
-
-const dotY = (y: ArrayLike<number>, gy: ArrayLike<number>): number => {
-  let s = 0;
-  for (let i = 0; i < y.length; i++) s += y[i] * gy[i];
-  return s;
-};
 
 describe('oracle gradients vs finite differences', () => {
   // Ten small configs; the draw is checked below to cover the features.

@@ -20,3 +20,10 @@ export function finiteDifference(
   return { indices, grads };
 }
 
+
+/** L = sum(y * grad_y): the loss whose gradients the finite differences check. */
+export function dotY(y: ArrayLike<number>, gy: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < y.length; i++) s += y[i] * gy[i];
+  return s;
+}

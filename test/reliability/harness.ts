@@ -220,7 +220,7 @@ export interface CaseResult extends Judgement {
  * One limit remains, from PyTorch's padding modes (runtime/padding-mode.ts pads x and runs the zero-padding
  * layer, which cannot tell a copy from its original): where the padding makes output positions or taps read
  * copies of the same values, train's gradients can be exactly zero or eps-sized rests of cancelling terms,
- * which float32 leaves as rounding (PyTorch in float32 sums the same terms). Two shapes of it:
+ * which float32 leaves as rounding (PyTorch in float32 sums the same terms). Three shapes of it:
  * the batch reads at most two distinct input patterns, so a channel takes one or two values (a constant
  * channel: gradients of x and W exactly zero; two values: eps-sized, as bn_grad_apply's PAIR form knows
  * for a batch of two); or, with one input channel per group, every output position reads one input value
