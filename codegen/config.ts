@@ -20,6 +20,14 @@ export type PaddingInput = number | readonly [number, number] | readonly [number
 export const PADDING_MODES = ['zeros', 'reflect', 'replicate', 'circular'] as const;
 export type PaddingMode = (typeof PADDING_MODES)[number];
 
+/**
+ * Memory order of x, y and their gradients: NCHW, or NHWC (channels last: PyTorch's channels_last memory
+ * format, TensorFlow's default). Weights are OIHW in both, as in PyTorch. The kernels run NCHW; an NHWC
+ * layer transposes at its boundary (runtime/channels-last.ts).
+ */
+export const LAYOUTS = ['NCHW', 'NHWC'] as const;
+export type Layout = (typeof LAYOUTS)[number];
+
 export interface ConvBNConfigInput {
   N: number;
   Cin: number;
@@ -34,7 +42,8 @@ export interface ConvBNConfigInput {
   bias?: boolean;
   eps?: number;
   momentum?: number;
-  layout?: 'NCHW';
+  /** Default 'NCHW'. */
+  layout?: Layout;
   /** Default 'zeros'. */
   paddingMode?: PaddingMode;
 }
@@ -60,7 +69,7 @@ export interface ConvBNConfig {
   readonly bias: boolean;
   readonly eps: number;
   readonly momentum: number;
-  readonly layout: 'NCHW';
+  readonly layout: Layout;
   /** 'zeros' when there is no padding (every mode reads the same then). */
   readonly paddingMode: PaddingMode;
 }
@@ -238,7 +247,9 @@ export function normalizeConfig(input: ConvBNConfigInput): ConvBNConfig {
     throw new ConvBNInputError('momentum', momentum, 'must be a number in [0, 1]');
   }
   const layout = input.layout ?? 'NCHW';
-  if (layout !== 'NCHW') throw new ConvBNInputError('layout', layout, "must be 'NCHW'");
+  if (!(LAYOUTS as readonly unknown[]).includes(layout)) {
+    throw new ConvBNInputError('layout', layout, `must be one of ${LAYOUTS.map((l) => `'${l}'`).join(', ')}`);
+  }
 
   const pad = resolvePadding(input.padding, H, W, kernel, stride, dilation);
   const paddingMode = checkPaddingMode(input.paddingMode ?? 'zeros', pad, H, W);
@@ -361,4 +372,15 @@ export function prePaddedConfig(c: ConvBNConfig): ConvBNConfig {
     ...toInput(c),
     H: c.H + c.padTop + c.padBottom, W: c.W + c.padLeft + c.padRight, padding: 0, paddingMode: 'zeros',
   });
+}
+
+/** The same layer with NCHW tensors: what an NHWC layer runs between its transposes. An NCHW config is its own. */
+export function nchwConfig(c: ConvBNConfig): ConvBNConfig {
+  if (c.layout === 'NCHW') return c;
+  return normalizeConfig({ ...toInput(c), layout: 'NCHW' });
+}
+
+/** The config the kernels are generated for: NCHW, padded with zeros (other modes pad x beforehand). */
+export function kernelConfig(c: ConvBNConfig): ConvBNConfig {
+  return prePaddedConfig(nchwConfig(c));
 }

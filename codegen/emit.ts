@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { configKey, normalizeConfig, outputShape, prePaddedConfig, toInput, MODES, type ConvBNConfigInput } from './config.js';
+import { configKey, kernelConfig, normalizeConfig, outputShape, toInput, MODES, type ConvBNConfigInput } from './config.js';
 import { generateKernel, kernelKey, type GeneratedKernel } from './generate.js';
 import { allVariants, planFor } from './plans.js';
 import type { KernelTarget } from './tuning/select.js';
@@ -38,7 +38,7 @@ export interface Manifest {
     outputShape: [number, number, number, number];
     /** Kernel ids in execution order, per mode (train also with recompute). */
     plans: Record<string, { forward: string[]; backward: string[] }>;
-    /** With a padding mode other than zeros: the config the kernels run, on x padded by that mode beforehand. */
+    /** With NHWC or a padding mode other than zeros: the config the kernels run, on x transposed to NCHW and padded by that mode beforehand. */
     kernelConfig?: ReturnType<typeof toInput>;
   }[];
   readonly kernels: Record<string, KernelManifestEntry>;
@@ -51,8 +51,9 @@ export async function writeKernelSet(layers: readonly LayerSpec[], outDir: strin
   const manifestLayers: Manifest['layers'] = [];
   for (const layer of layers) {
     const layerConfig = normalizeConfig(layer.config);
-    // A padding mode other than zeros pads x first (runtime/padding-mode.ts): the kernels are the pre-padded config's.
-    const c = prePaddedConfig(layerConfig);
+    // NHWC transposes and a padding mode other than zeros pads x first (runtime/channels-last.ts,
+    // runtime/padding-mode.ts): the kernels are those of the NCHW, pre-padded config.
+    const c = kernelConfig(layerConfig);
     const idOf = new Map<string, string>();
     for (const variant of allVariants(c, { target })) {
       const key = kernelKey(variant, c);

@@ -111,8 +111,9 @@ function constantsHeader(variant: KernelVariant, c: ConvBNConfig, dispatchX: num
 export function generateKernel(variant: KernelVariant, config: ConvBNConfig): GeneratedKernel {
   // Only numbers validated by normalizeConfig may reach WGSL source.
   const c = toConfig(config);
-  // Kernels pad with zeros; other padding modes run prePaddedConfig on x padded beforehand.
-  if (c.paddingMode !== 'zeros') throw new Error(`generateKernel: paddingMode '${c.paddingMode}' has no kernels; generate for prePaddedConfig(config)`);
+  // Kernels read NCHW and pad with zeros; other layouts and padding modes run kernelConfig(config) between host transforms.
+  if (c.paddingMode !== 'zeros') throw new Error(`generateKernel: paddingMode '${c.paddingMode}' has no kernels; generate for kernelConfig(config)`);
+  if (c.layout !== 'NCHW') throw new Error(`generateKernel: layout '${c.layout}' has no kernels; generate for kernelConfig(config)`);
   checkFlags(variant);
   const spec: KernelKindSpec = KERNELS[variant.kind];
   const expansion = spec.expand?.(variant, c);

@@ -4,12 +4,9 @@
  * its own) runs on it. Its input gradient is folded back: each padded position's gradient is added to
  * the input position it copied.
  */
-import { prePaddedConfig, tensorSizes, type ConvBNConfig, type Mode, type PaddingMode } from '../codegen/config.js';
-import type {
-  BackendName, BackwardGrads, BackwardOptions, ConvBNGrads, ConvBNLayer, ConvBNParams, ConvBNParamsInput,
-  FoldedParams, ForwardOptions, LayerOptions, MemoryStats,
-} from './types.js';
-import { checkTensor } from './validate.js';
+import { prePaddedConfig, type ConvBNConfig, type PaddingMode } from '../codegen/config.js';
+import type { ConvBNLayer } from './types.js';
+import { WrappedLayer } from './wrapped-layer.js';
 
 /** Which position of an axis of `size` each of its `before + size + after` padded positions copies. */
 export function paddedSources(size: number, before: number, after: number, mode: Exclude<PaddingMode, 'zeros'>): Int32Array {
@@ -25,72 +22,20 @@ export function paddedSources(size: number, before: number, after: number, mode:
   return sources;
 }
 
-export class PaddingModeLayer implements ConvBNLayer {
-  readonly config: ConvBNConfig;
-  /** The layer that runs: prePaddedConfig(config), on the padded x. */
-  readonly inner: ConvBNLayer;
+export class PaddingModeLayer extends WrappedLayer {
   private readonly rows: Int32Array;
   private readonly cols: Int32Array;
 
-  /** `create` makes the inner layer for the pre-padded config on the backend of choice. */
+  /** `create` makes the inner layer, for prePaddedConfig(config), on the backend of choice. */
   constructor(config: ConvBNConfig, create: (inner: ConvBNConfig) => ConvBNLayer) {
     if (config.paddingMode === 'zeros') throw new Error('PaddingModeLayer: a zeros config needs no pre-padding');
-    this.config = config;
+    super(config, create(prePaddedConfig(config)));
     this.rows = paddedSources(config.H, config.padTop, config.padBottom, config.paddingMode);
     this.cols = paddedSources(config.W, config.padLeft, config.padRight, config.paddingMode);
-    this.inner = create(prePaddedConfig(config));
-  }
-
-  get backend(): BackendName {
-    return this.inner.backend;
-  }
-
-  get options(): Readonly<Required<LayerOptions>> {
-    return this.inner.options;
-  }
-
-  setParameters(params: ConvBNParamsInput): void {
-    this.inner.setParameters(params);
-  }
-
-  updateParameters(params: Partial<ConvBNParamsInput>): void {
-    this.inner.updateParameters(params);
-  }
-
-  getParameters(): Promise<ConvBNParams> {
-    return this.inner.getParameters();
-  }
-
-  getFoldedParameters(): Promise<FoldedParams> {
-    return this.inner.getFoldedParameters();
-  }
-
-  setFoldedParameters(params: FoldedParams): void {
-    this.inner.setFoldedParameters(params);
-  }
-
-  forward(x: Float32Array, mode: Mode, options?: ForwardOptions): Promise<Float32Array> {
-    checkTensor('x', x, tensorSizes(this.config).x);
-    return this.inner.forward(this.pad(x), mode, options);
-  }
-
-  backward(gradY: Float32Array, options?: { inputGrad?: true }): Promise<ConvBNGrads>;
-  backward(gradY: Float32Array, options: BackwardOptions): Promise<BackwardGrads>;
-  async backward(gradY: Float32Array, options?: BackwardOptions): Promise<BackwardGrads> {
-    const grads = await this.inner.backward(gradY, options as BackwardOptions);
-    return grads.gradX ? { ...grads, gradX: this.fold(grads.gradX) } : grads;
-  }
-
-  memory(): MemoryStats {
-    return this.inner.memory();
-  }
-
-  destroy(): void {
-    this.inner.destroy();
   }
 
   /** x padded: every padded position holds the input value it copies. */
-  private pad(x: Float32Array): Float32Array {
+  protected xToInner(x: Float32Array): Float32Array {
     const { H, W } = this.config;
     const rows = this.rows;
     const cols = this.cols;
@@ -108,7 +53,7 @@ export class PaddingModeLayer implements ConvBNLayer {
   }
 
   /** The padded input's gradient summed onto the positions each padded value copied (in float64). */
-  private fold(gradPadded: Float32Array): Float32Array {
+  protected gradXFromInner(gradPadded: Float32Array): Float32Array {
     const { H, W } = this.config;
     const rows = this.rows;
     const cols = this.cols;

@@ -91,6 +91,7 @@ async function main(): Promise<void> {
     maxSpatial: args.backend === 'webgpu' ? 9 : 12,
     maxBatch: 3,
     paddingModes: true,
+    layouts: true,
   };
   const configs = Math.ceil(args.cases / MODES.length);
   const samples = fc.sample(fc.tuple(configArb(space), fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.boolean()),

@@ -129,6 +129,8 @@ describe.skipIf(!hasWebGPU)('convbn check', () => {
   const configs = [
     { N: 2, Cin: 3, Cout: 4, H: 7, W: 6, kernel: [3, 2], stride: [2, 1], padding: [1, 0, 2, 1], bias: true },
     { N: 2, Cin: 4, Cout: 8, H: 5, W: 5, kernel: 3, groups: 4, dilation: 2, padding: 2, bias: false },
+    // The case file carries the layout: its tensors are NHWC.
+    { N: 2, Cin: 3, Cout: 4, H: 4, W: 5, kernel: 3, padding: 1, layout: 'NHWC' },
   ] as const;
 
   test('passes a directory of generated cases and ends with "N passed, 0 failed"', async () => {
@@ -139,7 +141,7 @@ describe.skipIf(!hasWebGPU)('convbn check', () => {
       await writeFile(path.join(cases, `c${i}.json`), JSON.stringify(makeCase(c as never, 10 + i)));
     }
     const { code, out } = await run(['check', cases, '--backend', 'webgpu']);
-    expect(out.trim().split('\n').at(-1)).toBe('8 passed, 0 failed');
+    expect(out.trim().split('\n').at(-1)).toBe('12 passed, 0 failed');
     expect(out).toMatch(/^PASS \S+ tune /m);
     expect(code).toBe(0);
   });

@@ -126,7 +126,7 @@ describe('refusals name the field and the allowed range', () => {
     cases.push([`momentum = ${String(bad)}`, { momentum: bad }, 'momentum', /\[0, 1\]/]);
   }
   cases.push(['bias = 1', { bias: 1 }, 'bias', /true or false/]);
-  cases.push(["layout = 'NHWC'", { layout: 'NHWC' }, 'layout', /'NCHW'/]);
+  for (const bad of ['nhwc', 'CHW', 1]) cases.push([`layout = ${String(bad)}`, { layout: bad }, 'layout', /'NCHW', 'NHWC'/]);
   cases.push(['unknown field', { strides: 2 }, 'strides', /allowed fields: N, Cin, Cout, H, W, kernel, stride, padding/]);
   cases.push(['output height < 1', { H: 2, kernel: [3, 1] }, 'output height', />= 1/]);
   cases.push(['output width < 1 (dilation)', { W: 4, kernel: [1, 3], dilation: [1, 2] }, 'output width', />= 1/]);
@@ -169,7 +169,7 @@ describe('configKey', () => {
     expect(configKey(normalizeConfig(toInput(normalizeConfig(full))))).toBe(key);
   });
 
-  // One change per normalised field (layout has a single allowed value).
+  // One change per normalised field.
   const variants: [string, Partial<ConvBNConfigInput>][] = [
     ['N', { N: 3 }], ['Cin', { Cin: 2 }], ['Cout', { Cout: 4 }], ['H', { H: 10 }], ['W', { W: 8 }],
     ['kH', { kernel: [5, 3], padding: [1, 1, 1, 1] }], ['kW', { kernel: [3, 1] }],
@@ -179,10 +179,11 @@ describe('configKey', () => {
     ['dilationH', { dilation: [2, 1] }], ['dilationW', { dilation: [1, 2] }],
     ['groups', { groups: 2 }], ['bias', { bias: false }],
     ['eps', { eps: 1.0000001e-5 }], ['momentum', { momentum: 0.01 }], ['paddingMode', { paddingMode: 'reflect' }],
+    ['layout', { layout: 'NHWC' }],
   ];
 
   test('every normalised field is covered by a variant', () => {
-    const fields = Object.keys(normalizeConfig(full)).filter((f) => f !== 'layout').sort();
+    const fields = Object.keys(normalizeConfig(full)).sort();
     expect(variants.map(([f]) => f).sort()).toEqual(fields);
   });
 

@@ -13,7 +13,7 @@ export const LAYER_OPTIONS = {
   N: { type: 'string' }, Cin: { type: 'string' }, Cout: { type: 'string' }, H: { type: 'string' }, W: { type: 'string' },
   kernel: { type: 'string' }, stride: { type: 'string' }, padding: { type: 'string' }, dilation: { type: 'string' },
   groups: { type: 'string' }, bias: { type: 'string' }, eps: { type: 'string' }, momentum: { type: 'string' },
-  'padding-mode': { type: 'string' },
+  'padding-mode': { type: 'string' }, layout: { type: 'string' },
 } as const;
 
 export const LAYER_FLAGS_HELP = `Layer shape flags (one layer):
@@ -25,6 +25,7 @@ export const LAYER_FLAGS_HELP = `Layer shape flags (one layer):
   --stride <s|sH,sW>  default 1
   --padding <p|pH,pW|top,bottom,left,right|same|valid>    default 0
   --padding-mode <zeros|reflect|replicate|circular>       PyTorch's padding_mode, default zeros
+  --layout <NCHW|NHWC> x and y memory order, default NCHW (weights are OIHW in both)
   --dilation <d|dH,dW> default 1
   --groups <int>      default 1 (groups = Cin: depthwise; Cout = m*Cin: multiplier m)
   --bias <true|false> conv bias, default true
@@ -81,6 +82,7 @@ export function layerFromFlags(values: LayerValues): ConvBNConfigInput | undefin
   if (values.momentum !== undefined) config.momentum = number('momentum', values.momentum);
   // normalizeConfig names the allowed modes.
   if (values['padding-mode'] !== undefined) config.paddingMode = values['padding-mode'] as ConvBNConfigInput['paddingMode'];
+  if (values.layout !== undefined) config.layout = values.layout as ConvBNConfigInput['layout'];
   return config;
 }
 

@@ -6,7 +6,7 @@
  * `convbn gen --tuning FILE` generates the winners.
  */
 import { parseArgs } from 'node:util';
-import { normalizeConfig, prePaddedConfig, tensorSizes, type ConvBNConfig, type ConvBNConfigInput } from '../config.js';
+import { normalizeConfig, kernelConfig, tensorSizes, type ConvBNConfig, type ConvBNConfigInput } from '../config.js';
 import { ConvBNInputError } from '../errors.js';
 import { resnet18Layers } from '../models/resnet18.js';
 import { readTuningCache, TuningCache, writeTuningCache } from '../tuning/cache.js';
@@ -135,13 +135,13 @@ export async function runTuneCommand(argv: string[]): Promise<number> {
   // A padding mode other than zeros runs the kernels of its pre-padded config: those are what get timed.
   let layers: Layer[];
   if (values.layers) {
-    layers = (await layersFromFile(values.layers)).map(({ name, config }) => ({ name, config: prePaddedConfig(normalizeConfig(config)) }));
+    layers = (await layersFromFile(values.layers)).map(({ name, config }) => ({ name, config: kernelConfig(normalizeConfig(config)) }));
   } else if (values.resnet18) {
     const batch = positive('--batch', values.batch, 8);
     const size = positive('--size', values.size, 112);
     layers = resnet18Layers(batch, size).map((l) => ({ name: l.name, config: normalizeConfig(l.config) }));
   } else {
-    layers = [{ name: 'layer', config: prePaddedConfig(normalizeConfig(flagLayer!)) }];
+    layers = [{ name: 'layer', config: kernelConfig(normalizeConfig(flagLayer!)) }];
   }
   // One entry per distinct shape (ResNet repeats its blocks).
   const distinct = new Map<string, Layer>();

@@ -3,7 +3,7 @@
  * wasm memory, run on worker threads (Node worker_threads; Web Workers when
  * the page is crossOriginIsolated, else one thread).
  */
-import { PaddingModeLayer } from '../padding-mode.js';
+import { wrapperFor } from '../layer-wrappers.js';
 import { outputShape, tensorSizes, toConfig, valuesPerChannel, type ConvBNConfig, type ConvBNConfigInput, type Mode } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
 import type {
@@ -100,7 +100,8 @@ class WasmEngine implements Engine {
   createLayer(config: ConvBNConfigInput | ConvBNConfig, params?: ConvBNParamsInput, options: WasmLayerOptions = {}): ConvBNLayer {
     this.assertAlive();
     const c = toConfig(config);
-    if (c.paddingMode !== 'zeros') return new PaddingModeLayer(c, (inner) => this.createLayer(inner, params, options));
+    const wrapped = wrapperFor(c, (inner) => this.createLayer(inner, params, options));
+    if (wrapped) return wrapped;
     if (options === null || typeof options !== 'object') throw new ConvBNInputError('options', options, 'must be an object');
     const recompute = options.recompute ?? false;
     if (typeof recompute !== 'boolean') throw new ConvBNInputError('recompute', recompute, 'must be true or false');

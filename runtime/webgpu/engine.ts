@@ -4,7 +4,7 @@
  * new one on the next call (layers re-upload their parameters from their host
  * copies), or hands its layers to the WASM engine if no adapter comes back.
  */
-import { PaddingModeLayer } from '../padding-mode.js';
+import { wrapperFor } from '../layer-wrappers.js';
 import { normalizeConfig, toInput, type ConvBNConfig, type ConvBNConfigInput } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
 import type { BackendName, ConvBNLayer, ConvBNParamsInput, Engine, EngineOptions, LayerOptions } from '../types.js';
@@ -194,7 +194,8 @@ export class WebGPUEngine implements Engine {
   createLayer(config: ConvBNConfigInput | ConvBNConfig, params?: ConvBNParamsInput, options: LayerOptions = {}): ConvBNLayer {
     this.context.assertNotDestroyed();
     const c = validatedConfig(config);
-    if (c.paddingMode !== 'zeros') return new PaddingModeLayer(c, (inner) => this.createLayer(inner, params, options));
+    const wrapped = wrapperFor(c, (inner) => this.createLayer(inner, params, options));
+    if (wrapped) return wrapped;
     try {
       checkDeviceLimits(c, withBatch(c, 1), this.state.device.limits, this.state.limits);
     } catch (error) {

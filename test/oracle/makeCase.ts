@@ -28,8 +28,8 @@ export function makeCase(configInput: ConvBNConfigInput, seed: number, modes: re
     const tensors = referenceCase(config, inputs, mode);
     outputs[mode] = Object.fromEntries(Object.entries(tensors).map(([key, value]) => [key, Array.from(value)]));
   }
-  // Explicit four-sided padding: the file format then holds any config exactly.
-  const { layout: _layout, ...fileConfig } = toInput(config);
+  // Explicit four-sided padding: the file format then holds any config exactly (its layout too).
+  const fileConfig = toInput(config);
   return {
     id: `random-${seed}-${shortId(configKey(config))}`,
     config: fileConfig,

@@ -2,8 +2,10 @@
  * Float64 reference implementation of ConvBN, every mode, forward and
  * backward: the oracle for configs beyond the PyTorch vectors.
  *
- * Deliberately plain: direct loops over NCHW / OIHW indices, one formula per
- * line, no fusion. Speed does not matter; being obviously right does.
+ * Deliberately plain: direct loops over (n, c, h, w) / OIHW indices, one formula
+ * per line, no fusion. Speed does not matter; being obviously right does.
+ * Activations sit where the config's layout puts them (NCHW or NHWC), read
+ * through activationIndex, not transposed.
  */
 import { outputShape, tensorSizes, type ConvBNConfig, type Mode } from '../../codegen/config.js';
 
@@ -51,6 +53,11 @@ function readIndex(i: number, size: number, mode: ConvBNConfig['paddingMode']): 
   }
 }
 
+/** Flat index of element (n, ch, h, w) of an activation with `C` channels and `H` x `W` pixels, in the config's layout. */
+function activationIndex(c: ConvBNConfig, C: number, H: number, W: number, n: number, ch: number, h: number, w: number): number {
+  return c.layout === 'NHWC' ? ((n * H + h) * W + w) * C + ch : ((n * C + ch) * H + h) * W + w;
+}
+
 /** Calls visit(xIndex, wIndex, yIndex) for every multiply-add of the forward conv (zero-padding taps skipped). */
 function forEachTap(c: ConvBNConfig, visit: (xi: number, wi: number, yi: number) => void): void {
   const out = outputShape(c);
@@ -61,7 +68,7 @@ function forEachTap(c: ConvBNConfig, visit: (xi: number, wi: number, yi: number)
       const group = Math.floor(o / coutPerGroup);
       for (let oh = 0; oh < out.H; oh++) {
         for (let ow = 0; ow < out.W; ow++) {
-          const yi = ((n * c.Cout + o) * out.H + oh) * out.W + ow;
+          const yi = activationIndex(c, c.Cout, out.H, out.W, n, o, oh, ow);
           for (let ci = 0; ci < cinPerGroup; ci++) {
             const ic = group * cinPerGroup + ci;
             for (let kh = 0; kh < c.kH; kh++) {
@@ -70,7 +77,7 @@ function forEachTap(c: ConvBNConfig, visit: (xi: number, wi: number, yi: number)
               for (let kw = 0; kw < c.kW; kw++) {
                 const iw = readIndex(ow * c.strideW - c.padLeft + kw * c.dilationW, c.W, c.paddingMode);
                 if (iw < 0) continue;
-                const xi = ((n * c.Cin + ic) * c.H + ih) * c.W + iw;
+                const xi = activationIndex(c, c.Cin, c.H, c.W, n, ic, ih, iw);
                 const wi = ((o * cinPerGroup + ci) * c.kH + kh) * c.kW + kw;
                 visit(xi, wi, yi);
               }
@@ -124,10 +131,11 @@ export function conv2dBackwardWeight(c: ConvBNConfig, x: ArrayLike<number>, grad
 }
 
 // ---------------------------------------------------------------------------
-// Per-channel helpers over NCHW activations of shape [N, Cout, Hout, Wout].
+// Per-channel helpers over the output activations (N, Cout, Hout, Wout).
 
-/** Maps a flat index of a [N, Cout, Hout, Wout] tensor to its channel. */
+/** Maps a flat index of the output (in the config's layout) to its channel. */
 function channelIndexer(c: ConvBNConfig): (i: number) => number {
+  if (c.layout === 'NHWC') return (i) => i % c.Cout;
   const out = outputShape(c);
   const plane = out.H * out.W;
   return (i) => Math.floor(i / plane) % c.Cout;

@@ -52,11 +52,18 @@ export interface ConfigSpace {
   allowSingleValue?: boolean;
   /** Draw PyTorch's padding modes too (reflect, replicate, circular; zeros half the time). */
   paddingModes?: boolean;
+  /** Draw NHWC tensors too (NCHW two times in three). */
+  layouts?: boolean;
 }
 
 const paddingModeArb = fc.oneof(
   { arbitrary: fc.constant('zeros' as const), weight: 3 },
   { arbitrary: fc.constantFrom('reflect' as const, 'replicate' as const, 'circular' as const), weight: 3 },
+);
+
+const layoutArb = fc.oneof(
+  { arbitrary: fc.constant('NCHW' as const), weight: 2 },
+  { arbitrary: fc.constant('NHWC' as const), weight: 1 },
 );
 
 const channelsArb = fc.oneof(
@@ -95,9 +102,11 @@ export function configArb(space: ConfigSpace): fc.Arbitrary<ConvBNConfigInput> {
     eps: fc.constantFrom(1e-5, 1e-3, 0.1),
     momentum: fc.constantFrom(0, 0.01, 0.1, 0.5, 1),
     paddingMode: space.paddingModes ? paddingModeArb : fc.constant('zeros' as const),
+    layout: space.layouts ? layoutArb : fc.constant('NCHW' as const),
   }).chain((r) => paddingArb(r.kernel[0], r.kernel[1], r.dilation[0], r.dilation[1]).map((padding): ConvBNConfigInput => ({
     N: r.N, ...r.channels, H: r.H, W: r.W, kernel: r.kernel, stride: r.stride, dilation: r.dilation, padding,
     bias: r.bias, eps: r.eps, momentum: r.momentum, ...(r.paddingMode === 'zeros' ? {} : { paddingMode: r.paddingMode }),
+    ...(r.layout === 'NCHW' ? {} : { layout: r.layout }),
   }))).filter((input) => fitsSpace(input, space));
 }
 
@@ -263,7 +272,7 @@ export async function runCase(engine: Engine, spec: CaseSpec): Promise<CaseResul
 
 /** The command that reruns exactly this case. */
 export function replayCommand(spec: CaseSpec, backend: BackendName): string {
-  const { layout: _layout, ...config } = toInput(normalizeConfig(spec.config));
+  const config = toInput(normalizeConfig(spec.config));
   const replay = JSON.stringify({ config, seed: spec.seed, mode: spec.mode, recompute: spec.recompute ?? false });
   return `npm run fuzz -- --backend ${backend} --replay '${replay}'`;
 }

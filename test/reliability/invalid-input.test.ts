@@ -67,7 +67,7 @@ const MUTATIONS: [keyof ConvBNConfigInput | 'extra', unknown[], RegExp][] = [
   ['bias', [1, 0, 'true', {}], /^bias$/],
   ['eps', [0, -1e-5, Number.NaN, Number.POSITIVE_INFINITY, '1e-5', {}], /^eps$/],
   ['momentum', [-0.1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '0.1'], /^momentum$/],
-  ['layout', ['NHWC', 'nchw', 1], /^layout$/],
+  ['layout', ['NWHC', 'nchw', 'nhwc', 1], /^layout$/],
   ['extra', [1], /^(extra|strides|pad|kernel_size)$/],
 ];
 
