@@ -9,6 +9,8 @@ import { relativeError, TOLERANCE } from '../runtime/check/compare.js';
 import { createWasmEngine, selectKernels, type KernelChoice } from '../runtime/wasm/engine.js';
 import { isPointwise } from '../runtime/wasm/select.js';
 import { axisTaps } from '../runtime/wasm/ops.js';
+import { assemblySlotsSource, BN, CV, KERNELS, PARAM_SLOTS, PK, PWT, SC, WG, WN } from '../runtime/wasm/layout.js';
+import { checkKernelExports, loadModule } from '../runtime/wasm/pool.js';
 import { mulberry32, randomParams, randomTensor, randomValidConfig } from './helpers/random.js';
 import { referenceCase, toCaseInputs } from './oracle/reference.js';
 import { runCase, vectorsDir, type CaseData } from './wasm-helpers.js';
@@ -209,3 +211,43 @@ describe('wasm backend: kernel selection', () => {
   });
 });
 
+
+describe('wasm backend: host and kernels share one layout', () => {
+  /** A module exporting one empty function under each of `names`. */
+  function moduleExporting(names: readonly string[]): WebAssembly.Module {
+    const text = new TextEncoder();
+    const leb = (v: number): number[] => (v < 0x80 ? [v] : [(v & 0x7f) | 0x80, ...leb(v >>> 7)]);
+    const exportsBody = [...leb(names.length), ...names.flatMap((n) => [...leb(n.length), ...text.encode(n), 0x00, 0x00])];
+    const bytes = new Uint8Array([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type section: () -> ()
+      0x03, 0x02, 0x01, 0x00, // function section: one function of that type
+      0x07, ...leb(exportsBody.length), ...exportsBody, // export section
+      0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code section: an empty body
+    ]);
+    return new WebAssembly.Module(bytes);
+  }
+
+  it('the built kernels export exactly the kernels the host lists', async () => {
+    // loadModule checks as it compiles: a mismatch would reject here.
+    for (const shared of [true, false]) await expect(loadModule(shared)).resolves.toBeInstanceOf(WebAssembly.Module);
+  });
+
+  it('a module missing a kernel, or exporting one the host does not list, is refused by name', () => {
+    expect(() => checkKernelExports(moduleExporting([...KERNELS]), 'all')).not.toThrow();
+    expect(() => checkKernelExports(moduleExporting(KERNELS.filter((k) => k !== 'wgrad_nhwc')), 'stale.wasm'))
+      .toThrow(/stale\.wasm does not match .*missing: wgrad_nhwc; not listed: none/);
+    expect(() => checkKernelExports(moduleExporting([...KERNELS, 'conv_new']), 'newer.wasm'))
+      .toThrow(/missing: none; not listed: conv_new/);
+  });
+
+  it('the kernels\' slot constants are generated from the host\'s layouts, and a block holds the largest', () => {
+    const source = assemblySlotsSource();
+    for (const [name, layout] of Object.entries({ PK, PWT, CV, SC, WG, WN, BN })) {
+      for (const [field, slot] of Object.entries(layout)) {
+        expect(source).toMatch(new RegExp(`export namespace ${name} \\{[^}]*export const ${field}: i32 = ${slot};`));
+        expect(slot).toBeLessThan(PARAM_SLOTS);
+      }
+    }
+  });
+});

@@ -1,9 +1,10 @@
 /**
- * Parameter-block layouts of the AssemblyScript kernels (runtime/wasm/assembly/index.ts):
- * the i32 / f32 slot of each field. Keep in step with the constants there.
+ * Parameter-block layouts of the AssemblyScript kernels (runtime/wasm/assembly/index.ts): the i32 / f32
+ * slot of each field. The one copy: `npm run build:wasm` writes them into runtime/wasm/assembly/slots.ts
+ * (assemblySlotsSource), which the kernels import, so host and kernels cannot disagree.
  */
 
-/** Exported kernels, in the order the thread pool indexes them. */
+/** Exported kernels, in the order the thread pool indexes them (checked against the module's exports as it loads). */
 export const KERNELS = [
   'pack_input', 'pack_weights', 'conv_direct4', 'conv_direct1', 'conv_scalar', 'dgrad_scalar',
   'wgrad_scalar', 'wgrad4', 'wgrad1', 'wgrad_nhwc', 'wgrad_nhwc_sum', 'wgrad_nhwc_gather', 'wgrad_nhwc_chan_sums', 'bn_train_fwd', 'bn_train_bwd', 'bn_eval_bwd', 'chan_sum',
@@ -49,5 +50,23 @@ export const BN = {
 /** Scratch bytes per k pair of wgrad4 (accumulators between row bands). */
 export const WG_ACC_BYTES = 192;
 
-/** Slots in one parameter block (the largest layout, rounded up). */
-export const PARAM_SLOTS = 44;
+/** Every parameter-block layout, by the name both sides use (`CV.FUSE` in the host and in the kernels). */
+const PARAM_LAYOUTS = { PK, PWT, CV, SC, WG, WN, BN } as const;
+
+/** Slots in one parameter block: room for the largest layout. */
+export const PARAM_SLOTS = Math.max(...Object.values(PARAM_LAYOUTS).flatMap((layout) => Object.values(layout))) + 1;
+
+/** AssemblyScript source declaring every layout as a namespace of i32 constants (runtime/wasm/assembly/slots.ts). */
+export function assemblySlotsSource(): string {
+  const lines = [
+    '// Generated from runtime/wasm/layout.ts by `npm run build:wasm` (scripts/wasm-slots.ts): do not edit.',
+    '// @ts-nocheck  (AssemblyScript source)',
+  ];
+  for (const [name, layout] of Object.entries(PARAM_LAYOUTS)) {
+    lines.push(`export namespace ${name} {`);
+    for (const [field, slot] of Object.entries(layout)) lines.push(`  export const ${field}: i32 = ${slot};`);
+    lines.push('}');
+  }
+  lines.push(`export const WG_ACC_BYTES: i32 = ${WG_ACC_BYTES};`);
+  return lines.join('\n') + '\n';
+}

@@ -8,7 +8,7 @@
  * unclaimed tasks until none are left. Which thread runs a task never changes
  * what the task computes, so results do not depend on the thread count.
  */
-import { KERNELS } from './layout.js';
+import { assemblySlotsSource, KERNELS } from './layout.js';
 import { importNode } from '../nodeImport.js';
 
 /**
@@ -47,7 +47,20 @@ async function compileFrom(url: URL, target: string): Promise<WebAssembly.Module
     if (!response.ok) throw new Error(`convbn wasm: fetching ${url.href} gave HTTP ${response.status}`);
     bytes = new Uint8Array(await response.arrayBuffer());
   }
-  return WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  checkKernelExports(module, url.href);
+  return module;
+}
+
+/** The module's exported functions must be exactly KERNELS: a stale build fails here, not mid-step. */
+export function checkKernelExports(module: WebAssembly.Module, source: string): void {
+  const exported = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+  const missing = KERNELS.filter((k) => !exported.includes(k));
+  const unknown = exported.filter((e) => !(KERNELS as readonly string[]).includes(e));
+  if (missing.length || unknown.length) {
+    throw new Error(`convbn wasm: ${source} does not match runtime/wasm/layout.ts (missing: ${missing.join(', ') || 'none'}; ` +
+      `not listed: ${unknown.join(', ') || 'none'}); rebuild it with \`npm run build:wasm\``);
+  }
 }
 
 /** Reads the .wasm beside this module; when it was never built (a fresh clone run without `npm run build:wasm`), builds it. */
@@ -70,6 +83,8 @@ async function buildWithAsc(config: string, target: string): Promise<void> {
     throw new Error(`convbn wasm: the kernels are not built and ${config} is missing; run \`npm run build:wasm\``);
   }
   const path = await importNode<typeof import('node:path')>('node:path');
+  // The kernels import their parameter slots from a file generated from layout.ts (as build:wasm does).
+  fs.writeFileSync(path.join(path.dirname(config), 'runtime/wasm/assembly/slots.ts'), assemblySlotsSource());
   const ascModule = 'assemblyscript/asc';
   const asc = (await import(ascModule)) as {
     main(argv: string[], options?: Record<string, unknown>): Promise<{ error: Error | null; stderr: { toString(): string } }>;

@@ -9,8 +9,9 @@
  * results do not depend on the thread count.
  *
  * No allocation happens here (--runtime stub): the host owns the memory.
- * Parameter indices are mirrored in runtime/wasm/layout.ts.
+ * Parameter slots (PK.PLANES, CV.FUSE, ...) come from runtime/wasm/layout.ts, generated into ./slots.
  */
+import { BN, CV, PK, PWT, SC, WG, WG_ACC_BYTES, WN } from './slots';
 
 @inline function pi(p: usize, i: i32): i32 { return load<i32>(p + (<usize>i << 2)); }
 @inline function pu(p: usize, i: i32): usize { return <usize>load<u32>(p + (<usize>i << 2)); }
@@ -46,14 +47,12 @@
 // dst[plane][r][ph][j] = src[plane][(r - padT) / upH][(j*S + ph - padL) / upW]
 // when both divisions are exact and in range, else 0.
 // ---------------------------------------------------------------------------
-const PK_PLANES = 0, PK_SRCH = 1, PK_SRCW = 2, PK_UPH = 3, PK_UPW = 4, PK_PADT = 5, PK_PADL = 6,
-  PK_R = 7, PK_S = 8, PK_PW = 9, PK_SRC = 10, PK_DST = 11, PK_PPT = 12;
 
 export function pack_input(p: usize, task: i32, tid: i32): void {
-  const planes = pi(p, PK_PLANES), srcH = pi(p, PK_SRCH), srcW = pi(p, PK_SRCW);
-  const upH = pi(p, PK_UPH), upW = pi(p, PK_UPW), padT = pi(p, PK_PADT), padL = pi(p, PK_PADL);
-  const R = pi(p, PK_R), S = pi(p, PK_S), PW = pi(p, PK_PW);
-  const src = pu(p, PK_SRC), dst = pu(p, PK_DST), ppt = pi(p, PK_PPT);
+  const planes = pi(p, PK.PLANES), srcH = pi(p, PK.SRCH), srcW = pi(p, PK.SRCW);
+  const upH = pi(p, PK.UPH), upW = pi(p, PK.UPW), padT = pi(p, PK.PADT), padL = pi(p, PK.PADL);
+  const R = pi(p, PK.R), S = pi(p, PK.S), PW = pi(p, PK.PW);
+  const src = pu(p, PK.SRC), dst = pu(p, PK.DST), ppt = pi(p, PK.PPT);
   const p0 = task * ppt, p1 = imin(planes, p0 + ppt);
   for (let pl = p0; pl < p1; pl++) {
     packRows(at(src, pl * srcH * srcW), at(dst, pl * R * S * PW), 0, R, srcH, srcW, upH, upW, padT, padL, S, PW);
@@ -129,21 +128,21 @@ function packRows(
 }
 
 /**
- * Fused packing (CV_FUSE != 0): x is the unpacked source; the task packs the
+ * Fused packing (CV.FUSE != 0): x is the unpacked source; the task packs the
  * input rows its output rows r0..r1-1 read, for the C channels of (n, g),
  * into this thread's scratch, and returns the address that plays the packed
  * image base (row 0 of the packed plane; only rows from r0*sH on are touched).
  */
 function fusedInput(p: usize, tid: i32, n: i32, g: i32, G: i32, C: i32, r0: i32, r1: i32, kH: i32, sH: i32, dH: i32, S: i32, PW: i32): usize {
-  const srcH = pi(p, CV_SRCH), srcW = pi(p, CV_SRCW);
+  const srcH = pi(p, CV.SRCH), srcW = pi(p, CV.SRCW);
   const first = r0 * sH;
   const count = (r1 - 1) * sH + (kH - 1) * dH + 1 - first;
-  const planeBytes = <usize>pi(p, CV_PLANE) << 2; // channel pitch: rows of the tallest task
-  const scratch = pu(p, CV_SCRATCH) + <usize>tid * pu(p, CV_SSTRIDE);
-  const x = pu(p, CV_X);
+  const planeBytes = <usize>pi(p, CV.PLANE) << 2; // channel pitch: rows of the tallest task
+  const scratch = pu(p, CV.SCRATCH) + <usize>tid * pu(p, CV.SSTRIDE);
+  const x = pu(p, CV.X);
   for (let c = 0; c < C; c++) {
     packRows(at(x, ((n * G + g) * C + c) * srcH * srcW), scratch + <usize>c * planeBytes, first, count,
-      srcH, srcW, pi(p, CV_UPH), pi(p, CV_UPW), pi(p, CV_PADT), pi(p, CV_PADL), S, PW);
+      srcH, srcW, pi(p, CV.UPH), pi(p, CV.UPW), pi(p, CV.PADT), pi(p, CV.PADL), S, PW);
   }
   // Packed row r of channel 0 sits at scratch + (r - first) rows.
   return scratch - (<usize>(first * S * PW) << 2);
@@ -161,13 +160,11 @@ function fusedInput(p: usize, tid: i32, n: i32, g: i32, G: i32, C: i32, r0: i32,
 //           takes every KHS-th tap from KH0 down)
 // Output channels past CO in the last block are zero.
 // ---------------------------------------------------------------------------
-const PW_G = 0, PW_CO = 1, PW_C = 2, PW_KH = 3, PW_KW = 4, PW_SRC = 5, PW_SCALE = 6, PW_DST = 7,
-  PW_LAYOUT = 8, PW_BLK = 9, PW_SKH = 10, PW_SKW = 11, PW_KH0 = 12, PW_KHS = 13, PW_KW0 = 14, PW_KWS = 15;
 
 export function pack_weights(p: usize, task: i32, tid: i32): void {
-  const CO = pi(p, PW_CO), C = pi(p, PW_C), kH = pi(p, PW_KH), kW = pi(p, PW_KW);
-  const src = pu(p, PW_SRC), scale = pu(p, PW_SCALE), dst = pu(p, PW_DST);
-  const layout = pi(p, PW_LAYOUT), blk = pi(p, PW_BLK);
+  const CO = pi(p, PWT.CO), C = pi(p, PWT.C), kH = pi(p, PWT.KH), kW = pi(p, PWT.KW);
+  const src = pu(p, PWT.SRC), scale = pu(p, PWT.SCALE), dst = pu(p, PWT.DST);
+  const layout = pi(p, PWT.LAYOUT), blk = pi(p, PWT.BLK);
   const K = kH * kW;
   const g = task;
   if (layout == 0) {
@@ -194,8 +191,8 @@ export function pack_weights(p: usize, task: i32, tid: i32): void {
                 if (scale != 0) v *= load<f32>(at(scale, o));
               } else {
                 const o = g * C + c;
-                const sh = pi(p, PW_KH0) - kh * pi(p, PW_KHS), sw = pi(p, PW_KW0) - kw * pi(p, PW_KWS);
-                v = load<f32>(at(src, ((o * CO + co) * pi(p, PW_SKH) + sh) * pi(p, PW_SKW) + sw));
+                const sh = pi(p, PWT.KH0) - kh * pi(p, PWT.KHS), sw = pi(p, PWT.KW0) - kw * pi(p, PWT.KWS);
+                v = load<f32>(at(src, ((o * CO + co) * pi(p, PWT.SKH) + sh) * pi(p, PWT.SKW) + sw));
                 if (scale != 0) v *= load<f32>(at(scale, o));
               }
             }
@@ -218,22 +215,16 @@ export function pack_weights(p: usize, task: i32, tid: i32): void {
 // stride phase of gx with OSTEP sW, OROW sH*W, OPLANE H*W).
 // Tasks: n, g, row chunk, column chunk.
 // ---------------------------------------------------------------------------
-const CV_N = 0, CV_G = 1, CV_C = 2, CV_CO = 3, CV_R = 4, CV_S = 5, CV_PW = 6, CV_KH = 7, CV_KW = 8,
-  CV_SH = 9, CV_DH = 10, CV_DW = 11, CV_HO = 12, CV_WO = 13, CV_X = 14, CV_W = 15, CV_OUT = 16,
-  CV_BIAS = 17, CV_OUT2 = 18, CV_M2 = 19, CV_S2 = 20, CV_B2 = 21, CV_RPT = 22, CV_CPT = 23, CV_PLANE = 24,
-  CV_TAB = 25, CV_INNER = 26, CV_FUSE = 27, CV_SRCH = 28, CV_SRCW = 29, CV_UPH = 30, CV_UPW = 31,
-  CV_PADT = 32, CV_PADL = 33, CV_SCRATCH = 34, CV_SSTRIDE = 35, CV_UPT = 36, CV_UNITS = 37,
-  CV_OSTEP = 38, CV_OROW = 39, CV_OPLANE = 40;
 
 /** `step`: bytes between output pixels (4 unless a strided dgrad phase, which has no out2). */
 @inline function epilogue(p: usize, oc: i32, v: v128, op: usize, op2: usize, n: i32, step: usize): void {
-  const bias = pu(p, CV_BIAS);
+  const bias = pu(p, CV.BIAS);
   if (bias != 0) v = f32x4.add(v, v128.load32_splat(at(bias, oc)));
   storeStep(op, v, n, step);
   if (op2 != 0) {
     const y = f32x4.add(
-      f32x4.mul(f32x4.sub(v, v128.load32_splat(at(pu(p, CV_M2), oc))), v128.load32_splat(at(pu(p, CV_S2), oc))),
-      v128.load32_splat(at(pu(p, CV_B2), oc)));
+      f32x4.mul(f32x4.sub(v, v128.load32_splat(at(pu(p, CV.M2), oc))), v128.load32_splat(at(pu(p, CV.S2), oc))),
+      v128.load32_splat(at(pu(p, CV.B2), oc)));
     storeN(op2, y, n);
   }
 }
@@ -269,11 +260,11 @@ function direct4Narrow(
 }
 
 function direct4Unit(p: usize, task: i32, tid: i32): void {
-  const G = pi(p, CV_G), C = pi(p, CV_C), CO = pi(p, CV_CO);
-  const S = pi(p, CV_S), PW = pi(p, CV_PW), kH = pi(p, CV_KH), kW = pi(p, CV_KW);
-  const sH = pi(p, CV_SH), Ho = pi(p, CV_HO), Wo = pi(p, CV_WO);
-  const x = pu(p, CV_X), w = pu(p, CV_W), out = pu(p, CV_OUT), out2 = pu(p, CV_OUT2);
-  const rpt = pi(p, CV_RPT), cpt = pi(p, CV_CPT), plane = pi(p, CV_PLANE);
+  const G = pi(p, CV.G), C = pi(p, CV.C), CO = pi(p, CV.CO);
+  const S = pi(p, CV.S), PW = pi(p, CV.PW), kH = pi(p, CV.KH), kW = pi(p, CV.KW);
+  const sH = pi(p, CV.SH), Ho = pi(p, CV.HO), Wo = pi(p, CV.WO);
+  const x = pu(p, CV.X), w = pu(p, CV.W), out = pu(p, CV.OUT), out2 = pu(p, CV.OUT2);
+  const rpt = pi(p, CV.RPT), cpt = pi(p, CV.CPT), plane = pi(p, CV.PLANE);
   const rowChunks = (Ho + rpt - 1) / rpt, colChunks = (Wo + cpt - 1) / cpt;
   let t = task;
   const cc = t % colChunks; t /= colChunks;
@@ -284,16 +275,16 @@ function direct4Unit(p: usize, task: i32, tid: i32): void {
   const c0 = cc * cpt, c1 = imin(Wo, c0 + cpt);
   const nb = (CO + 3) >> 2;
   const rowPitch = S * PW;
-  const xImg = pi(p, CV_FUSE) != 0
-    ? fusedInput(p, tid, n, g, G, C, r0, r1, kH, sH, pi(p, CV_DH), S, PW)
+  const xImg = pi(p, CV.FUSE) != 0
+    ? fusedInput(p, tid, n, g, G, C, r0, r1, kH, sH, pi(p, CV.DH), S, PW)
     : at(x, (n * G + g) * C * plane);
   const K = kH * kW * C;
   const wG = at(w, g * nb * K * 4);
   // The tap table lists (kh, kw, c) offsets, or with INNER = C only (kh, kw): then c runs inside.
-  const inner = pi(p, CV_INNER);
-  const tab = pu(p, CV_TAB), tabEnd = tab + (<usize>(K / inner) << 2);
+  const inner = pi(p, CV.INNER);
+  const tab = pu(p, CV.TAB), tabEnd = tab + (<usize>(K / inner) << 2);
   const chanBytes = <usize>plane << 2;
-  const oStep = pi(p, CV_OSTEP), oRow = pi(p, CV_OROW), oPlane = pi(p, CV_OPLANE);
+  const oStep = pi(p, CV.OSTEP), oRow = pi(p, CV.OROW), oPlane = pi(p, CV.OPLANE);
   const stepBytes = <usize>oStep << 2;
   for (let oh = r0; oh < r1; oh++) {
     for (let ow0 = c0; ow0 < c1; ow0 += 8) {
@@ -370,11 +361,11 @@ function direct4Unit(p: usize, task: i32, tid: i32): void {
 
 /** One output channel x 16 pixels: for groups with few output channels (depthwise). Weights blk = 1. */
 function direct1Unit(p: usize, task: i32, tid: i32): void {
-  const G = pi(p, CV_G), C = pi(p, CV_C), CO = pi(p, CV_CO);
-  const S = pi(p, CV_S), PW = pi(p, CV_PW), kH = pi(p, CV_KH), kW = pi(p, CV_KW);
-  const sH = pi(p, CV_SH), Ho = pi(p, CV_HO), Wo = pi(p, CV_WO);
-  const x = pu(p, CV_X), w = pu(p, CV_W), out = pu(p, CV_OUT), out2 = pu(p, CV_OUT2);
-  const rpt = pi(p, CV_RPT), cpt = pi(p, CV_CPT), plane = pi(p, CV_PLANE);
+  const G = pi(p, CV.G), C = pi(p, CV.C), CO = pi(p, CV.CO);
+  const S = pi(p, CV.S), PW = pi(p, CV.PW), kH = pi(p, CV.KH), kW = pi(p, CV.KW);
+  const sH = pi(p, CV.SH), Ho = pi(p, CV.HO), Wo = pi(p, CV.WO);
+  const x = pu(p, CV.X), w = pu(p, CV.W), out = pu(p, CV.OUT), out2 = pu(p, CV.OUT2);
+  const rpt = pi(p, CV.RPT), cpt = pi(p, CV.CPT), plane = pi(p, CV.PLANE);
   const rowChunks = (Ho + rpt - 1) / rpt, colChunks = (Wo + cpt - 1) / cpt;
   let t = task;
   const cc = t % colChunks; t /= colChunks;
@@ -384,13 +375,13 @@ function direct1Unit(p: usize, task: i32, tid: i32): void {
   const r0 = rc * rpt, r1 = imin(Ho, r0 + rpt);
   const c0 = cc * cpt, c1 = imin(Wo, c0 + cpt);
   const rowPitch = S * PW;
-  const xImg = pi(p, CV_FUSE) != 0
-    ? fusedInput(p, tid, n, g, G, C, r0, r1, kH, sH, pi(p, CV_DH), S, PW)
+  const xImg = pi(p, CV.FUSE) != 0
+    ? fusedInput(p, tid, n, g, G, C, r0, r1, kH, sH, pi(p, CV.DH), S, PW)
     : at(x, (n * G + g) * C * plane);
-  const oStep = pi(p, CV_OSTEP), oRow = pi(p, CV_OROW), oPlane = pi(p, CV_OPLANE);
+  const oStep = pi(p, CV.OSTEP), oRow = pi(p, CV.OROW), oPlane = pi(p, CV.OPLANE);
   const stepBytes = <usize>oStep << 2, vecBytes = stepBytes << 2;
   const K = kH * kW * C;
-  const tab = pu(p, CV_TAB), tabEnd = tab + (<usize>K << 2);
+  const tab = pu(p, CV.TAB), tabEnd = tab + (<usize>K << 2);
   for (let co = 0; co < CO; co++) {
     const oc = g * CO + co;
     const wb = at(w, oc * K);
@@ -427,13 +418,13 @@ function direct1Unit(p: usize, task: i32, tid: i32): void {
  * threads do not fight over the task counter.
  */
 export function conv_direct4(p: usize, task: i32, tid: i32): void {
-  const upt = pi(p, CV_UPT), units = pi(p, CV_UNITS);
+  const upt = pi(p, CV.UPT), units = pi(p, CV.UNITS);
   const u1 = imin(units, (task + 1) * upt);
   for (let u = task * upt; u < u1; u++) direct4Unit(p, u, tid);
 }
 
 export function conv_direct1(p: usize, task: i32, tid: i32): void {
-  const upt = pi(p, CV_UPT), units = pi(p, CV_UNITS);
+  const upt = pi(p, CV.UPT), units = pi(p, CV.UNITS);
   const u1 = imin(units, (task + 1) * upt);
   for (let u = task * upt; u < u1; u++) direct1Unit(p, u, tid);
 }
@@ -441,23 +432,20 @@ export function conv_direct1(p: usize, task: i32, tid: i32): void {
 // ---------------------------------------------------------------------------
 // Scalar generic paths on unpacked NCHW / OIHW data: every config, bounds checked.
 // ---------------------------------------------------------------------------
-const SC_N = 0, SC_CIN = 1, SC_COUT = 2, SC_H = 3, SC_W = 4, SC_KH = 5, SC_KW = 6, SC_SH = 7, SC_SW = 8,
-  SC_PT = 9, SC_PL = 10, SC_DH = 11, SC_DW = 12, SC_G = 13, SC_HO = 14, SC_WO = 15, SC_A = 16, SC_B = 17,
-  SC_OUT = 18, SC_BIAS = 19, SC_OUT2 = 20, SC_M2 = 21, SC_S2 = 22, SC_B2 = 23;
 
 /** Task (n, oc). A = x, B = weights (OIHW). */
 export function conv_scalar(p: usize, task: i32, tid: i32): void {
-  const Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
-  const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
-  const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
-  const Ho = pi(p, SC_HO), Wo = pi(p, SC_WO);
-  const x = pu(p, SC_A), w = pu(p, SC_B), out = pu(p, SC_OUT), bias = pu(p, SC_BIAS), out2 = pu(p, SC_OUT2);
+  const Cin = pi(p, SC.CIN), Cout = pi(p, SC.COUT), H = pi(p, SC.H), W = pi(p, SC.W);
+  const kH = pi(p, SC.KH), kW = pi(p, SC.KW), sH = pi(p, SC.SH), sW = pi(p, SC.SW);
+  const pT = pi(p, SC.PT), pL = pi(p, SC.PL), dH = pi(p, SC.DH), dW = pi(p, SC.DW), G = pi(p, SC.G);
+  const Ho = pi(p, SC.HO), Wo = pi(p, SC.WO);
+  const x = pu(p, SC.A), w = pu(p, SC.B), out = pu(p, SC.OUT), bias = pu(p, SC.BIAS), out2 = pu(p, SC.OUT2);
   const n = task / Cout, oc = task % Cout;
   const Cig = Cin / G, Cog = Cout / G, g = oc / Cog;
   const b: f32 = bias != 0 ? load<f32>(at(bias, oc)) : 0;
   let m2: f32 = 0, s2: f32 = 0, b2: f32 = 0;
   if (out2 != 0) {
-    m2 = load<f32>(at(pu(p, SC_M2), oc)); s2 = load<f32>(at(pu(p, SC_S2), oc)); b2 = load<f32>(at(pu(p, SC_B2), oc));
+    m2 = load<f32>(at(pu(p, SC.M2), oc)); s2 = load<f32>(at(pu(p, SC.S2), oc)); b2 = load<f32>(at(pu(p, SC.B2), oc));
   }
   for (let oh = 0; oh < Ho; oh++) {
     for (let ow = 0; ow < Wo; ow++) {
@@ -485,11 +473,11 @@ export function conv_scalar(p: usize, task: i32, tid: i32): void {
 
 /** Task (n, ic): gx = sum over the taps that read it. A = dz, B = weights (OIHW), OUT = gx. */
 export function dgrad_scalar(p: usize, task: i32, tid: i32): void {
-  const Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
-  const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
-  const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
-  const Ho = pi(p, SC_HO), Wo = pi(p, SC_WO);
-  const dz = pu(p, SC_A), w = pu(p, SC_B), gx = pu(p, SC_OUT);
+  const Cin = pi(p, SC.CIN), Cout = pi(p, SC.COUT), H = pi(p, SC.H), W = pi(p, SC.W);
+  const kH = pi(p, SC.KH), kW = pi(p, SC.KW), sH = pi(p, SC.SH), sW = pi(p, SC.SW);
+  const pT = pi(p, SC.PT), pL = pi(p, SC.PL), dH = pi(p, SC.DH), dW = pi(p, SC.DW), G = pi(p, SC.G);
+  const Ho = pi(p, SC.HO), Wo = pi(p, SC.WO);
+  const dz = pu(p, SC.A), w = pu(p, SC.B), gx = pu(p, SC.OUT);
   const n = task / Cin, ic = task % Cin;
   const Cig = Cin / G, Cog = Cout / G, g = ic / Cig, ci = ic % Cig;
   for (let ih = 0; ih < H; ih++) {
@@ -519,11 +507,11 @@ export function dgrad_scalar(p: usize, task: i32, tid: i32): void {
 
 /** Task oc: gw[oc][ci][kh][kw] = sum over n, pixels of dz * x (f64 accumulation). A = x, B = dz, OUT = gw. */
 export function wgrad_scalar(p: usize, task: i32, tid: i32): void {
-  const N = pi(p, SC_N), Cin = pi(p, SC_CIN), Cout = pi(p, SC_COUT), H = pi(p, SC_H), W = pi(p, SC_W);
-  const kH = pi(p, SC_KH), kW = pi(p, SC_KW), sH = pi(p, SC_SH), sW = pi(p, SC_SW);
-  const pT = pi(p, SC_PT), pL = pi(p, SC_PL), dH = pi(p, SC_DH), dW = pi(p, SC_DW), G = pi(p, SC_G);
-  const Ho = pi(p, SC_HO), Wo = pi(p, SC_WO);
-  const x = pu(p, SC_A), dz = pu(p, SC_B), gw = pu(p, SC_OUT);
+  const N = pi(p, SC.N), Cin = pi(p, SC.CIN), Cout = pi(p, SC.COUT), H = pi(p, SC.H), W = pi(p, SC.W);
+  const kH = pi(p, SC.KH), kW = pi(p, SC.KW), sH = pi(p, SC.SH), sW = pi(p, SC.SW);
+  const pT = pi(p, SC.PT), pL = pi(p, SC.PL), dH = pi(p, SC.DH), dW = pi(p, SC.DW), G = pi(p, SC.G);
+  const Ho = pi(p, SC.HO), Wo = pi(p, SC.WO);
+  const x = pu(p, SC.A), dz = pu(p, SC.B), gw = pu(p, SC.OUT);
   const oc = task;
   const Cig = Cin / G, Cog = Cout / G, g = oc / Cog;
   for (let ci = 0; ci < Cig; ci++) {
@@ -553,9 +541,6 @@ export function wgrad_scalar(p: usize, task: i32, tid: i32): void {
 // SIMD weight gradient on packed x (forward packing) and unpacked dz.
 // gw[g*CO+co][k], k = (ci, kh, kw), reduced over n, oh, ow in a fixed order.
 // ---------------------------------------------------------------------------
-const WG_N = 0, WG_G = 1, WG_C = 2, WG_CO = 3, WG_R = 4, WG_S = 5, WG_PW = 6, WG_KH = 7, WG_KW = 8,
-  WG_SH = 9, WG_DH = 10, WG_DW = 11, WG_HO = 12, WG_WO = 13, WG_X = 14, WG_DZ = 15, WG_GW = 16,
-  WG_KPT = 17, WG_PLANE = 18, WG_ACC = 19, WG_BAND = 20;
 
 @inline function xoff(k: i32, kHW: i32, kW: i32, plane: i32, dH: i32, dW: i32, S: i32, PW: i32): i32 {
   const ci = k / kHW, r = k % kHW;
@@ -571,13 +556,12 @@ const WG_N = 0, WG_G = 1, WG_C = 2, WG_CO = 3, WG_R = 4, WG_S = 5, WG_PW = 6, WG
  * the pairs' accumulators live in per-task scratch (ACC) between bands.
  * The sum order (n, oh, ow) is the same for every pair and thread count.
  */
-const ACC_BYTES = 192; // per pair: 8 v128 accumulators, 8 f32 row tails, 4 i32 (offsets, k)
 
 export function wgrad4(p: usize, task: i32, tid: i32): void {
-  const N = pi(p, WG_N), G = pi(p, WG_G), C = pi(p, WG_C), CO = pi(p, WG_CO);
-  const S = pi(p, WG_S), PW = pi(p, WG_PW), kH = pi(p, WG_KH), kW = pi(p, WG_KW);
-  const sH = pi(p, WG_SH), dH = pi(p, WG_DH), dW = pi(p, WG_DW), Ho = pi(p, WG_HO), Wo = pi(p, WG_WO);
-  const x = pu(p, WG_X), dz = pu(p, WG_DZ), gw = pu(p, WG_GW), kpt = pi(p, WG_KPT), plane = pi(p, WG_PLANE);
+  const N = pi(p, WG.N), G = pi(p, WG.G), C = pi(p, WG.C), CO = pi(p, WG.CO);
+  const S = pi(p, WG.S), PW = pi(p, WG.PW), kH = pi(p, WG.KH), kW = pi(p, WG.KW);
+  const sH = pi(p, WG.SH), dH = pi(p, WG.DH), dW = pi(p, WG.DW), Ho = pi(p, WG.HO), Wo = pi(p, WG.WO);
+  const x = pu(p, WG.X), dz = pu(p, WG.DZ), gw = pu(p, WG.GW), kpt = pi(p, WG.KPT), plane = pi(p, WG.PLANE);
   const kHW = kH * kW, K = C * kHW;
   const pairs = (K + 1) >> 1;
   const chunks = (pairs + kpt - 1) / kpt;
@@ -586,8 +570,8 @@ export function wgrad4(p: usize, task: i32, tid: i32): void {
   const kc = t % chunks; t /= chunks;
   const b = t % nb;
   const g = t / nb;
-  const acc = pu(p, WG_ACC) + <usize>task * <usize>kpt * ACC_BYTES;
-  const BAND = pi(p, WG_BAND);
+  const acc = pu(p, WG.ACC) + <usize>task * <usize>kpt * WG_ACC_BYTES;
+  const BAND = pi(p, WG.BAND);
   const rowBytes = <usize>(sH * S * PW) << 2;
   const HoWo = Ho * Wo;
   const Wo4 = Wo & ~3;
@@ -599,7 +583,7 @@ export function wgrad4(p: usize, task: i32, tid: i32): void {
   const kp0 = kc * kpt;
   const kp1 = imin(pairs, kp0 + kpt);
   for (let kp = kp0; kp < kp1; kp++) {
-    const a = acc + <usize>(kp - kp0) * ACC_BYTES;
+    const a = acc + <usize>(kp - kp0) * WG_ACC_BYTES;
     memory.fill(a, 0, 160);
     const k0 = kp * 2;
     const k1 = imin(k0 + 1, K - 1);
@@ -615,7 +599,7 @@ export function wgrad4(p: usize, task: i32, tid: i32): void {
       const xb = xn + <usize>oh0 * rowBytes;
       const db = <usize>(oh0 * Wo) << 2;
       for (let kp = kp0; kp < kp1; kp++) {
-        const a = acc + <usize>(kp - kp0) * ACC_BYTES;
+        const a = acc + <usize>(kp - kp0) * WG_ACC_BYTES;
         let a00 = v128.load(a), a01 = v128.load(a, 16), a10 = v128.load(a, 32), a11 = v128.load(a, 48);
         let a20 = v128.load(a, 64), a21 = v128.load(a, 80), a30 = v128.load(a, 96), a31 = v128.load(a, 112);
         let x0p = xb + (<usize>load<i32>(a, 160) << 2), x1p = xb + (<usize>load<i32>(a, 164) << 2);
@@ -663,7 +647,7 @@ export function wgrad4(p: usize, task: i32, tid: i32): void {
   }
   const nv = imin(4, CO - co0);
   for (let kp = kp0; kp < kp1; kp++) {
-    const a = acc + <usize>(kp - kp0) * ACC_BYTES;
+    const a = acc + <usize>(kp - kp0) * WG_ACC_BYTES;
     const k0 = kp * 2;
     const k1 = k0 + 1;
     const k1ok = k1 < K;
@@ -686,10 +670,6 @@ export function wgrad4(p: usize, task: i32, tid: i32): void {
 // scratch and sums them into its own partial gW; a second job adds the
 // partials in task order.
 // ---------------------------------------------------------------------------
-const WN_N = 0, WN_G = 1, WN_C = 2, WN_CO = 3, WN_CP = 4, WN_CQ = 5, WN_SSTRIDE = 6, WN_WP = 7, WN_KH = 8, WN_KW = 9,
-  WN_SH = 10, WN_SW = 11, WN_DH = 12, WN_DW = 13, WN_HO = 14, WN_WO = 15, WN_X = 16, WN_DZ = 17, WN_SCRATCH = 18,
-  WN_PART = 19, WN_OHC = 20, WN_GW = 21, WN_PADT = 22, WN_PADL = 23, WN_H = 24, WN_W = 25, WN_TASKS = 26,
-  WN_OPT = 27, WN_SUMS = 28, WN_SUMS_OUT = 29;
 
 /** 4 columns of 4 source rows as 4 destination vectors (a 4x4 transpose), stored `dstride` bytes apart. */
 // @ts-ignore: decorator
@@ -743,8 +723,8 @@ function transpose8(src: usize, plane: usize, dst: usize, n: i32): void {
  * the blocks `blockBytes` apart, so that one wgrad pass (8 input channels) reads contiguous memory.
  */
 function packXRow(p: usize, ng: i32, r: i32, dst: usize, blockBytes: usize): void {
-  const C = pi(p, WN_C), Cp = pi(p, WN_CP), Wp = pi(p, WN_WP);
-  const H = pi(p, WN_H), W = pi(p, WN_W), padT = pi(p, WN_PADT), padL = pi(p, WN_PADL);
+  const C = pi(p, WN.C), Cp = pi(p, WN.CP), Wp = pi(p, WN.WP);
+  const H = pi(p, WN.H), W = pi(p, WN.W), padT = pi(p, WN.PADT), padL = pi(p, WN.PADL);
   const nbc = Cp >> 3;
   const rowBytes = <usize>(Wp * 8) << 2;
   const ih = r - padT;
@@ -764,7 +744,7 @@ function packXRow(p: usize, ng: i32, r: i32, dst: usize, blockBytes: usize): voi
     }
   }
   const plane = <usize>(H * W) << 2;
-  const src0 = at(pu(p, WN_X), ng * C * H * W + ih * W + lo - padL);
+  const src0 = at(pu(p, WN.X), ng * C * H * W + ih * W + lo - padL);
   const d0 = dst + (<usize>lo << 5);
   let ci = 0;
   for (; ci + 8 <= C; ci += 8) transpose8(src0 + <usize>ci * plane, plane, d0 + <usize>(ci >> 3) * blockBytes, hi - lo);
@@ -790,11 +770,11 @@ function packXRow(p: usize, ng: i32, r: i32, dst: usize, blockBytes: usize): voi
  * read back from the block just written (in L1), so the bias gradient needs no pass of its own over dz.
  */
 function packDzRow(p: usize, ng: i32, oh: i32, dst: usize, blockBytes: usize, sums: usize): void {
-  const CO = pi(p, WN_CO), Cq = pi(p, WN_CQ), Ho = pi(p, WN_HO), Wo = pi(p, WN_WO);
+  const CO = pi(p, WN.CO), Cq = pi(p, WN.CQ), Ho = pi(p, WN.HO), Wo = pi(p, WN.WO);
   const nbq = Cq >> 2;
   const rowBytes = <usize>(Wo * 4) << 2;
   const plane = <usize>(Ho * Wo) << 2;
-  const src0 = at(pu(p, WN_DZ), ng * CO * Ho * Wo + oh * Wo);
+  const src0 = at(pu(p, WN.DZ), ng * CO * Ho * Wo + oh * Wo);
   let co = 0;
   for (; co + 4 <= CO; co += 4) {
     const sp = src0 + <usize>co * plane;
@@ -824,8 +804,8 @@ function packDzRow(p: usize, ng: i32, oh: i32, dst: usize, blockBytes: usize, su
 
 /** out[g*CO + co] = sum over n, oh of sums[(n*G + g)*Ho + oh][co] (the dz row sums), in f64, in order. Task = channel. */
 export function wgrad_nhwc_chan_sums(p: usize, oc: i32, tid: i32): void {
-  const N = pi(p, WN_N), G = pi(p, WN_G), CO = pi(p, WN_CO), Cq = pi(p, WN_CQ), Ho = pi(p, WN_HO);
-  const sums = pu(p, WN_SUMS), out = pu(p, WN_SUMS_OUT);
+  const N = pi(p, WN.N), G = pi(p, WN.G), CO = pi(p, WN.CO), Cq = pi(p, WN.CQ), Ho = pi(p, WN.HO);
+  const sums = pu(p, WN.SUMS), out = pu(p, WN.SUMS_OUT);
   const g = oc / CO, co = oc % CO;
   let s: f64 = 0;
   for (let n = 0; n < N; n++) {
@@ -843,10 +823,10 @@ export function wgrad_nhwc_chan_sums(p: usize, oc: i32, tid: i32): void {
  * registers and stores them once; its x and dz blocks are contiguous rows, read in order.
  */
 export function wgrad_nhwc(p: usize, task: i32, tid: i32): void {
-  const G = pi(p, WN_G), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ), Wp = pi(p, WN_WP);
-  const kH = pi(p, WN_KH), kW = pi(p, WN_KW), sH = pi(p, WN_SH), sW = pi(p, WN_SW);
-  const dH = pi(p, WN_DH), dW = pi(p, WN_DW), Ho = pi(p, WN_HO), Wo = pi(p, WN_WO);
-  const ohc = pi(p, WN_OHC), sums = pu(p, WN_SUMS);
+  const G = pi(p, WN.G), Cp = pi(p, WN.CP), Cq = pi(p, WN.CQ), Wp = pi(p, WN.WP);
+  const kH = pi(p, WN.KH), kW = pi(p, WN.KW), sH = pi(p, WN.SH), sW = pi(p, WN.SW);
+  const dH = pi(p, WN.DH), dW = pi(p, WN.DW), Ho = pi(p, WN.HO), Wo = pi(p, WN.WO);
+  const ohc = pi(p, WN.OHC), sums = pu(p, WN.SUMS);
   const chunks = (Ho + ohc - 1) / ohc;
   const n = task / chunks;
   const oh0 = (task % chunks) * ohc, oh1 = imin(Ho, oh0 + ohc);
@@ -854,10 +834,10 @@ export function wgrad_nhwc(p: usize, task: i32, tid: i32): void {
   const xRows = (rows - 1) * sH + (kH - 1) * dH + 1;
   const T = kH * kW, nbq = Cq >> 2, nbc = Cp >> 3;
   const partFloats = G * Cq * T * Cp;
-  const part = pu(p, WN_PART) + (<usize>task * <usize>partFloats << 2);
+  const part = pu(p, WN.PART) + (<usize>task * <usize>partFloats << 2);
   const xStep = <usize>sW << 5, xRowBytes = <usize>Wp << 5, xRowStep = <usize>sH * xRowBytes, dRowBytes = <usize>Wo << 4;
   const xBlockBytes = <usize>xRows * xRowBytes, dBlockBytes = <usize>rows * dRowBytes;
-  const xs = pu(p, WN_SCRATCH) + <usize>tid * <usize>pi(p, WN_SSTRIDE);
+  const xs = pu(p, WN.SCRATCH) + <usize>tid * <usize>pi(p, WN.SSTRIDE);
   const ds = xs + <usize>nbc * xBlockBytes;
   for (let g = 0; g < G; g++) {
     const ng = n * G + g;
@@ -908,13 +888,13 @@ export function wgrad_nhwc(p: usize, task: i32, tid: i32): void {
   }
 }
 
-/** partial[0][i] = sum over tasks t of partial[t][i], t in order, for i in the task's chunk of WN_OPT floats. */
+/** partial[0][i] = sum over tasks t of partial[t][i], t in order, for i in the task's chunk of WN.OPT floats. */
 export function wgrad_nhwc_sum(p: usize, task: i32, tid: i32): void {
-  const G = pi(p, WN_G), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ), kH = pi(p, WN_KH), kW = pi(p, WN_KW);
-  const tasks = pi(p, WN_TASKS), chunk = pi(p, WN_OPT);
+  const G = pi(p, WN.G), Cp = pi(p, WN.CP), Cq = pi(p, WN.CQ), kH = pi(p, WN.KH), kW = pi(p, WN.KW);
+  const tasks = pi(p, WN.TASKS), chunk = pi(p, WN.OPT);
   const partFloats = G * Cq * kH * kW * Cp;
   const i0 = task * chunk, i1 = imin(partFloats, i0 + chunk);
-  const part = pu(p, WN_PART);
+  const part = pu(p, WN.PART);
   const stride = <usize>partFloats << 2;
   for (let i = i0; i < i1; i += 4) {
     const a = at(part, i);
@@ -930,9 +910,9 @@ export function wgrad_nhwc_sum(p: usize, task: i32, tid: i32): void {
 
 /** gW[g*CO+co][ci][kh][kw] from the summed partial (layout [g][cob][tap][cib][4 co][8 ci]). Task = output channel. */
 export function wgrad_nhwc_gather(p: usize, oc: i32, tid: i32): void {
-  const C = pi(p, WN_C), CO = pi(p, WN_CO), Cp = pi(p, WN_CP), Cq = pi(p, WN_CQ);
-  const kH = pi(p, WN_KH), kW = pi(p, WN_KW);
-  const part = pu(p, WN_PART), gw = pu(p, WN_GW);
+  const C = pi(p, WN.C), CO = pi(p, WN.CO), Cp = pi(p, WN.CP), Cq = pi(p, WN.CQ);
+  const kH = pi(p, WN.KH), kW = pi(p, WN.KW);
+  const part = pu(p, WN.PART), gw = pu(p, WN.GW);
   const T = kH * kW, nbq = Cq >> 2, nbc = Cp >> 3;
   const g = oc / CO, co = oc % CO;
   const cob = co >> 2, i = co & 3;
@@ -947,10 +927,10 @@ export function wgrad_nhwc_gather(p: usize, oc: i32, tid: i32): void {
 
 /** 1 output channel x 4 k per micro-kernel (depthwise-like groups). Task (g, co, chunk of k quads). */
 export function wgrad1(p: usize, task: i32, tid: i32): void {
-  const N = pi(p, WG_N), G = pi(p, WG_G), C = pi(p, WG_C), CO = pi(p, WG_CO);
-  const S = pi(p, WG_S), PW = pi(p, WG_PW), kH = pi(p, WG_KH), kW = pi(p, WG_KW);
-  const sH = pi(p, WG_SH), dH = pi(p, WG_DH), dW = pi(p, WG_DW), Ho = pi(p, WG_HO), Wo = pi(p, WG_WO);
-  const x = pu(p, WG_X), dz = pu(p, WG_DZ), gw = pu(p, WG_GW), kpt = pi(p, WG_KPT), plane = pi(p, WG_PLANE);
+  const N = pi(p, WG.N), G = pi(p, WG.G), C = pi(p, WG.C), CO = pi(p, WG.CO);
+  const S = pi(p, WG.S), PW = pi(p, WG.PW), kH = pi(p, WG.KH), kW = pi(p, WG.KW);
+  const sH = pi(p, WG.SH), dH = pi(p, WG.DH), dW = pi(p, WG.DW), Ho = pi(p, WG.HO), Wo = pi(p, WG.WO);
+  const x = pu(p, WG.X), dz = pu(p, WG.DZ), gw = pu(p, WG.GW), kpt = pi(p, WG.KPT), plane = pi(p, WG.PLANE);
   const kHW = kH * kW, K = C * kHW;
   const quads = (K + 3) >> 2;
   const chunks = (quads + kpt - 1) / kpt;
@@ -1020,9 +1000,6 @@ function affine(src: usize, dst: usize, n: i32, m: f32, s: f32, b: f32): void {
   for (; i < n; i++) store<f32>(at(dst, i), (load<f32>(at(src, i)) - m) * s + b);
 }
 
-const BN_N = 0, BN_C = 1, BN_HW = 2, BN_Z = 3, BN_Y = 4, BN_GAMMA = 5, BN_BETA = 6, BN_RM = 7, BN_RV = 8,
-  BN_MOM = 9, BN_EPS = 10, BN_MEAN = 11, BN_INVSTD = 12, BN_UPDATE = 13, BN_DY = 14, BN_DZ = 15,
-  BN_GBETA = 16, BN_GGAMMA = 17, BN_GBIAS = 18;
 
 /** sum a, in f64 (train mode: the batch statistics and their gradients must not cancel to float32 noise). */
 function sum64(a: usize, n: i32): f64 {
@@ -1054,8 +1031,8 @@ function dev64(a: usize, ma: f64, b: usize, mb: f64, n: i32): f64 {
  * MEAN and INVSTD are f64 arrays.
  */
 export function bn_train_fwd(p: usize, c: i32, tid: i32): void {
-  const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
-  const z = pu(p, BN_Z), y = pu(p, BN_Y);
+  const N = pi(p, BN.N), C = pi(p, BN.C), HW = pi(p, BN.HW);
+  const z = pu(p, BN.Z), y = pu(p, BN.Y);
   const M = N * HW;
   let s: f64 = 0;
   for (let n = 0; n < N; n++) s += sum64(at(z, (n * C + c) * HW), HW);
@@ -1066,20 +1043,20 @@ export function bn_train_fwd(p: usize, c: i32, tid: i32): void {
     q += dev64(zp, mean, zp, mean, HW);
   }
   const variance = q / <f64>M;
-  const eps = <f64>pf(p, BN_EPS);
+  const eps = <f64>pf(p, BN.EPS);
   const invstd = 1.0 / Math.sqrt(variance + eps);
-  store<f64>(pu(p, BN_MEAN) + (<usize>c << 3), mean);
-  store<f64>(pu(p, BN_INVSTD) + (<usize>c << 3), invstd);
-  if (pi(p, BN_UPDATE) != 0) {
-    const m = <f64>pf(p, BN_MOM);
-    const rm = at(pu(p, BN_RM), c), rv = at(pu(p, BN_RV), c);
+  store<f64>(pu(p, BN.MEAN) + (<usize>c << 3), mean);
+  store<f64>(pu(p, BN.INVSTD) + (<usize>c << 3), invstd);
+  if (pi(p, BN.UPDATE) != 0) {
+    const m = <f64>pf(p, BN.MOM);
+    const rm = at(pu(p, BN.RM), c), rv = at(pu(p, BN.RV), c);
     const unbiased = M > 1 ? variance * <f64>M / <f64>(M - 1) : NaN;
     store<f32>(rm, <f32>((1 - m) * <f64>load<f32>(rm) + m * mean));
     store<f32>(rv, <f32>((1 - m) * <f64>load<f32>(rv) + m * unbiased));
   }
   if (y != 0) {
-    const scale = <f32>(<f64>load<f32>(at(pu(p, BN_GAMMA), c)) * invstd);
-    const beta = load<f32>(at(pu(p, BN_BETA), c));
+    const scale = <f32>(<f64>load<f32>(at(pu(p, BN.GAMMA), c)) * invstd);
+    const beta = load<f32>(at(pu(p, BN.BETA), c));
     const meanF = <f32>mean;
     for (let n = 0; n < N; n++) {
       const off = (n * C + c) * HW;
@@ -1094,12 +1071,12 @@ export function bn_train_fwd(p: usize, c: i32, tid: i32): void {
  * terms cancel down to an eps-sized rest that float32 arithmetic would drown.
  */
 export function bn_train_bwd(p: usize, c: i32, tid: i32): void {
-  const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
-  const z = pu(p, BN_Z), dy = pu(p, BN_DY), dz = pu(p, BN_DZ);
+  const N = pi(p, BN.N), C = pi(p, BN.C), HW = pi(p, BN.HW);
+  const z = pu(p, BN.Z), dy = pu(p, BN.DY), dz = pu(p, BN.DZ);
   const M = N * HW;
-  const mean = load<f64>(pu(p, BN_MEAN) + (<usize>c << 3));
-  const invstd = load<f64>(pu(p, BN_INVSTD) + (<usize>c << 3));
-  const gamma = <f64>load<f32>(at(pu(p, BN_GAMMA), c));
+  const mean = load<f64>(pu(p, BN.MEAN) + (<usize>c << 3));
+  const invstd = load<f64>(pu(p, BN.INVSTD) + (<usize>c << 3));
+  const gamma = <f64>load<f32>(at(pu(p, BN.GAMMA), c));
   let sdy: f64 = 0, sdyz: f64 = 0;
   for (let n = 0; n < N; n++) {
     const off = (n * C + c) * HW;
@@ -1107,8 +1084,8 @@ export function bn_train_bwd(p: usize, c: i32, tid: i32): void {
     sdyz += dev64(at(dy, off), 0, at(z, off), mean, HW);
   }
   const ggamma = sdyz * invstd;
-  store<f32>(at(pu(p, BN_GBETA), c), <f32>sdy);
-  store<f32>(at(pu(p, BN_GGAMMA), c), <f32>ggamma);
+  store<f32>(at(pu(p, BN.GBETA), c), <f32>sdy);
+  store<f32>(at(pu(p, BN.GGAMMA), c), <f32>ggamma);
   const k = gamma * invstd;
   const a = sdy / <f64>M;
   const b = invstd * ggamma / <f64>M;
@@ -1124,11 +1101,11 @@ export function bn_train_bwd(p: usize, c: i32, tid: i32): void {
 
 /** eval backward, task = channel: gbeta = sum dy, ggamma = sum dy (z - rm) invstd, dz = dy gamma invstd, gbias = sum dz. */
 export function bn_eval_bwd(p: usize, c: i32, tid: i32): void {
-  const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
-  const z = pu(p, BN_Z), dy = pu(p, BN_DY), dz = pu(p, BN_DZ);
-  const rm = load<f32>(at(pu(p, BN_RM), c));
-  const invstd = 1.0 / Math.sqrt(<f64>load<f32>(at(pu(p, BN_RV), c)) + <f64>pf(p, BN_EPS));
-  const gamma = <f64>load<f32>(at(pu(p, BN_GAMMA), c));
+  const N = pi(p, BN.N), C = pi(p, BN.C), HW = pi(p, BN.HW);
+  const z = pu(p, BN.Z), dy = pu(p, BN.DY), dz = pu(p, BN.DZ);
+  const rm = load<f32>(at(pu(p, BN.RM), c));
+  const invstd = 1.0 / Math.sqrt(<f64>load<f32>(at(pu(p, BN.RV), c)) + <f64>pf(p, BN.EPS));
+  const gamma = <f64>load<f32>(at(pu(p, BN.GAMMA), c));
   const s = <f32>(gamma * invstd);
   let sdy: f64 = 0, sdyz: f64 = 0;
   for (let n = 0; n < N; n++) {
@@ -1137,18 +1114,18 @@ export function bn_eval_bwd(p: usize, c: i32, tid: i32): void {
     sdyz += dev64(at(dy, off), 0, at(z, off), <f64>rm, HW);
     affine(at(dy, off), at(dz, off), HW, 0, s, 0);
   }
-  store<f32>(at(pu(p, BN_GBETA), c), <f32>sdy);
-  store<f32>(at(pu(p, BN_GGAMMA), c), <f32>(sdyz * invstd));
+  store<f32>(at(pu(p, BN.GBETA), c), <f32>sdy);
+  store<f32>(at(pu(p, BN.GGAMMA), c), <f32>(sdyz * invstd));
   // gbias = sum dz = gamma invstd sum dy, from the f64 sum (summing the rounded dz would lose a small sum).
-  const gb = pu(p, BN_GBIAS);
+  const gb = pu(p, BN.GBIAS);
   if (gb != 0) store<f32>(at(gb, c), <f32>(gamma * invstd * sdy));
 }
 
-/** task = channel: out[c] = sum over n, pixels of src. Uses BN_N, BN_C, BN_HW, BN_DY (src), BN_GBETA (out). */
+/** task = channel: out[c] = sum over n, pixels of src. Uses BN.N, BN.C, BN.HW, BN.DY (src), BN.GBETA (out). */
 export function chan_sum(p: usize, c: i32, tid: i32): void {
-  const N = pi(p, BN_N), C = pi(p, BN_C), HW = pi(p, BN_HW);
-  const src = pu(p, BN_DY);
+  const N = pi(p, BN.N), C = pi(p, BN.C), HW = pi(p, BN.HW);
+  const src = pu(p, BN.DY);
   let s: f64 = 0;
   for (let n = 0; n < N; n++) s += sum64(at(src, (n * C + c) * HW), HW);
-  store<f32>(at(pu(p, BN_GBETA), c), <f32>s);
+  store<f32>(at(pu(p, BN.GBETA), c), <f32>s);
 }
