@@ -1,5 +1,5 @@
 /**
- * Parameter-block layouts of the AssemblyScript kernels (runtime/wasm/assembly/index.ts): the i32 / f32
+ * Parameter-block layouts of the AssemblyScript kernels (runtime/wasm/assembly/): the i32 / f32
  * slot of each field. The one copy: `npm run build:wasm` writes them into runtime/wasm/assembly/slots.ts
  * (assemblySlotsSource), which the kernels import, so host and kernels cannot disagree.
  */
