@@ -10,7 +10,7 @@
  * CONVBN_BENCH_ROUNDS=N (default 8, quick 2).
  */
 import os from 'node:os';
-import { forwardFlops, normalizeConfig, type ConvBNConfig } from '../codegen/config.js';
+import { forwardFlops, normalizeConfig, toInput, type ConvBNConfig } from '../codegen/config.js';
 import { relativeError } from '../runtime/check/compare.js';
 import { foldParams } from '../runtime/validate.js';
 import type { ConvBNLayer, ConvBNParamsInput } from '../runtime/types.js';
@@ -194,6 +194,40 @@ async function stridedStepRow(
 }
 
 /**
+ * Layer a with NHWC tensors (transposed on the host around the NCHW layer, runtime/channels-last.ts)
+ * beside the same layer in NCHW, interleaved: the forward and the tune-mode step.
+ */
+async function layoutRows(
+  engine: Awaited<ReturnType<typeof createWasmEngine>>, c: ConvBNConfig, p: ConvBNParamsInput,
+  x: Float32Array, gy: Float32Array, rounds: number, iterations: number,
+): Promise<string[]> {
+  const nchw = engine.createLayer(c, p);
+  const nhwc = engine.createLayer({ ...toInput(c), layout: 'NHWC' }, p);
+  const step = (layer: ConvBNLayer) => async () => {
+    await layer.forward(x, 'tune');
+    return layer.backward(gy);
+  };
+  try {
+    const t = await interleaved({
+      forwardNchw: () => nchw.forward(x, 'tune', { requiresGrad: false }),
+      forwardNhwc: () => nhwc.forward(x, 'tune', { requiresGrad: false }),
+      stepNchw: step(nchw),
+      stepNhwc: step(nhwc),
+    }, rounds, iterations, SETTLE);
+    const vs = (a: Stat, b: Stat) => `${(a.median / b.median).toFixed(2)}x`;
+    return [
+      '| layer a, tune mode | NCHW ms | NHWC ms | NHWC vs NCHW |',
+      '|---|---|---|---|',
+      `| forward (no grad) | ${cell(t.forwardNchw)} | ${cell(t.forwardNhwc)} | ${vs(t.forwardNhwc, t.forwardNchw)} |`,
+      `| training step | ${cell(t.stepNchw)} | ${cell(t.stepNhwc)} | ${vs(t.stepNhwc, t.stepNchw)} |`,
+    ];
+  } finally {
+    nchw.destroy();
+    nhwc.destroy();
+  }
+}
+
+/**
  * One thread, CPU time: what one core does per forward (copies in and out
  * included) while it runs, whatever else the shared host is doing. Run before
  * any peer starts (their idle threads would add CPU time to this process).
@@ -308,6 +342,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
         const m = layer.memory();
         stepRatio = t.step.median / t.forward.median;
         const parts = await stepBreakdown(layer, x, gy, 9);
+        const layouts = await layoutRows(engine, c, p, x, gy, rounds, iterations);
         trainSection = [
           '| layer a, tune mode | ms median (min–max) | vs forward |',
           '|---|---|---|',
@@ -325,6 +360,11 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
           `${fmt(parts.backward - parts.dgrad - parts.wgrad - parts.sums)} ms. ` +
           `Three convolutions of equal cost make 3x by themselves: the step's ratio to the forward stays under 3x only ` +
           `while the backward's own copies, transposes and sums weigh less than the forward's copies (x in, y out) twice.`,
+          '',
+          'With NHWC tensors (`layout: \'NHWC\'`: x and gradY transposed on the host on the way in, y and gradX on the ' +
+          'way out, around the NCHW layer), the same protocol:',
+          '',
+          ...layouts,
         ].join('\n');
       }
       if (STRIDED_STEP_LAYERS.includes(key)) {
