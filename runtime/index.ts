@@ -2,8 +2,8 @@
 export { createEngine } from './engine.js';
 export type * from './types.js';
 export {
-  normalizeConfig, outputShape, tensorSizes, configKey, forwardFlops, MODES,
-  type ConvBNConfig, type ConvBNConfigInput, type Mode, type OutputShape, type PaddingInput,
+  normalizeConfig, outputShape, tensorSizes, configKey, forwardFlops, MODES, LAYOUTS, PADDING_MODES,
+  type ConvBNConfig, type ConvBNConfigInput, type Layout, type Mode, type OutputShape, type PaddingInput, type PaddingMode,
 } from '../codegen/config.js';
 export { ConvBNInputError } from '../codegen/errors.js';
 export { NoWebGPUError } from './webgpu/device.js';
