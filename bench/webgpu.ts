@@ -183,12 +183,20 @@ export async function runWebGPUBench(opts: { quick?: boolean } = {}): Promise<{ 
         tfStepProblem = (e as Error).message;
       }
     }
-    // Every round costs tfjs's step (seconds on a CPU adapter), but two samples let one slow moment decide a median.
+    // Our steps in rounds of their own, three times as many as tfjs's: a round with tfjs costs its step (seconds
+    // on a CPU adapter), and with four samples two slow moments of this shared host decided a median (2026-11-23:
+    // tune's step 226 ms against 208 ms for the sum of its kernels). tfjs's step is timed interleaved with our tune step.
+    const { 'tfjs-webgpu': tfTask, ...ours } = tasks;
     collectGarbage();
-    const st = perCall(await interleaved(tasks, Math.max(2, rounds), 1), reps);
+    const st = perCall(await interleaved(ours, 3 * Math.max(2, rounds), 1), reps);
+    if (tfTask) {
+      collectGarbage();
+      st['tfjs-webgpu'] = perCall(await interleaved({ 'tfjs-webgpu': tfTask, tune: tasks.tune }, Math.max(2, rounds), 1), reps)['tfjs-webgpu'];
+    }
     const fwd = st['tune forward only'];
     out.push(`GPU work of forward + backward (every gradient: x, W, bias, gamma, beta; running stats in train), one submission, ` +
-      `medians of ${st.tune.n} interleaved runs (min–max). Kernels: ${PASSES.map((pass) => `${pass} ${describeChoice(selectKernels(c, target)[pass])}`).join(', ')}.`);
+      `medians of ${st.tune.n} interleaved runs (min–max)${st['tfjs-webgpu'] ? `; tfjs's step: ${st['tfjs-webgpu'].n} runs, interleaved with our tune step` : ''}. ` +
+      `Kernels: ${PASSES.map((pass) => `${pass} ${describeChoice(selectKernels(c, target)[pass])}`).join(', ')}.`);
     const pt = torch?.step.a;
     out.push('', `| mode | step ms | vs our tune forward | vs tfjs step |${pt ? ' PyTorch step ms | ours vs PyTorch |' : ''}`,
       `|---|---|---|---|${pt ? '---|---|' : ''}`);
