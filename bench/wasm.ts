@@ -194,8 +194,8 @@ async function stridedStepRow(
 }
 
 /**
- * Layer a with NHWC tensors (transposed on the host around the NCHW layer, runtime/channels-last.ts)
- * beside the same layer in NCHW, interleaved: the forward and the tune-mode step.
+ * Layer a with NHWC tensors (the WASM layer transposes them in its heap) beside the same layer in NCHW,
+ * interleaved: the forward and the tune-mode step.
  */
 async function layoutRows(
   engine: Awaited<ReturnType<typeof createWasmEngine>>, c: ConvBNConfig, p: ConvBNParamsInput,
@@ -361,8 +361,8 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
           `Three convolutions of equal cost make 3x by themselves: the step's ratio to the forward stays under 3x only ` +
           `while the backward's own copies, transposes and sums weigh less than the forward's copies (x in, y out) twice.`,
           '',
-          'With NHWC tensors (`layout: \'NHWC\'`: x and gradY transposed on the host on the way in, y and gradX on the ' +
-          'way out, around the NCHW layer), the same protocol:',
+          'With NHWC tensors (`layout: \'NHWC\'`: x and gradY copied in as they are and transposed to NCHW by a kernel ' +
+          'job in the heap, y and gradX transposed back before they are copied out), the same protocol:',
           '',
           ...layouts,
         ].join('\n');

@@ -22,7 +22,7 @@ export interface ScalarInputTerms {
   readonly invstd: ArrayLike<number>;
 }
 
-/** Rewrites gradX in place at the live position of every group (when the config has one). */
+/** Rewrites gradX (NCHW, one image, whatever the layer's layout) in place at the live position of every group (when the config has one). */
 export function fixScalarInputGrad(c: ConvBNConfig, gradX: Float32Array, t: ScalarInputTerms): void {
   const pos = scalarInputPosition(c);
   if (!pos) return;

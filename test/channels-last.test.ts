@@ -149,6 +149,9 @@ for (const backend of backendsUnderTest()) {
       ['depthwise multiplier 2, dilation 2', { N: 1, Cin: 3, Cout: 6, H: 6, W: 7, kernel: 3, dilation: 2, padding: 2, groups: 3 }],
       ['1x1 (a GEMM), 9 channels', { N: 2, Cin: 9, Cout: 8, H: 3, W: 4, kernel: 1 }],
       ['reflect padding', { N: 2, Cin: 2, Cout: 4, H: 5, W: 5, kernel: [3, 2], padding: [1, 2], paddingMode: 'reflect' }],
+      // Train's closed form for a group's single live input value rewrites gradX (runtime/scalar-input.ts).
+      ['one live input value per group', { N: 1, Cin: 2, Cout: 4, H: 1, W: 1, kernel: 3, padding: 2, groups: 2 }],
+      ['67 channels, 33 pixels (transpose tile edges)', { N: 2, Cin: 67, Cout: 5, H: 3, W: 11, kernel: [1, 3], padding: [0, 1] }],
     ];
     test.each(fixed)('%s: every mode matches the oracle, and the NCHW layer bit for bit', async (_name, input) => {
       const engine = engineOf();
@@ -161,6 +164,23 @@ for (const backend of backendsUnderTest()) {
         }
         await bitwiseAgainstNchw(engine, c, caseInputs(c, 6), mode);
       }
+    });
+
+    test(`zero padding: ${backend === 'wasm' ? 'the WASM layer transposes in its heap (no wrapper)' : 'a host-transposing wrapper'}; ` +
+      'held memory as the NCHW layer\'s', async () => {
+      const engine = engineOf();
+      const c = normalizeConfig({ N: 2, Cin: 5, Cout: 3, H: 6, W: 7, kernel: 3, padding: 1, layout: 'NHWC' });
+      const inputs = caseInputs(c, 9);
+      const layer = engine.createLayer(c, inputs.params);
+      expect(layer instanceof ChannelsLastLayer).toBe(backend !== 'wasm');
+      const nchw = engine.createLayer(nchwConfig(c), inputs.params);
+      for (const l of [layer, nchw]) {
+        await l.forward(inputs.x, 'eval');
+        await l.backward(inputs.gradY);
+      }
+      expect(layer.memory().lastStepHeldBytes).toBe(nchw.memory().lastStepHeldBytes);
+      layer.destroy();
+      nchw.destroy();
     });
 
     test('the layer: a wrapper of the NCHW layer; x and gradY checked at their own size; inputGrad false; memory', async () => {

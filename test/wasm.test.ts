@@ -9,7 +9,7 @@ import { relativeError, TOLERANCE } from '../runtime/check/compare.js';
 import { createWasmEngine, selectKernels, type KernelChoice } from '../runtime/wasm/engine.js';
 import { isPointwise } from '../runtime/wasm/select.js';
 import { axisTaps } from '../runtime/wasm/ops.js';
-import { assemblySlotsSource, BN, CV, KERNELS, PARAM_SLOTS, PK, PWT, SC, WG, WN } from '../runtime/wasm/layout.js';
+import { assemblySlotsSource, BN, CV, KERNELS, PARAM_SLOTS, PK, PWT, SC, TP, WG, WN } from '../runtime/wasm/layout.js';
 import { checkKernelExports, loadModule } from '../runtime/wasm/pool.js';
 import { mulberry32, randomParams, randomTensor, randomValidConfig } from './helpers/random.js';
 import { referenceCase, toCaseInputs } from './oracle/reference.js';
@@ -243,7 +243,7 @@ describe('wasm backend: host and kernels share one layout', () => {
 
   it('the kernels\' slot constants are generated from the host\'s layouts, and a block holds the largest', () => {
     const source = assemblySlotsSource();
-    for (const [name, layout] of Object.entries({ PK, PWT, CV, SC, WG, WN, BN })) {
+    for (const [name, layout] of Object.entries({ PK, PWT, CV, SC, WG, WN, BN, TP })) {
       for (const [field, slot] of Object.entries(layout)) {
         expect(source).toMatch(new RegExp(`export namespace ${name} \\{[^}]*export const ${field}: i32 = ${slot};`));
         expect(slot).toBeLessThan(PARAM_SLOTS);

@@ -100,7 +100,7 @@ class WasmEngine implements Engine {
   createLayer(config: ConvBNConfigInput | ConvBNConfig, params?: ConvBNParamsInput, options: WasmLayerOptions = {}): ConvBNLayer {
     this.assertAlive();
     const c = toConfig(config);
-    const wrapped = wrapperFor(c, (inner) => this.createLayer(inner, params, options));
+    const wrapped = wrapperFor(c, (inner) => this.createLayer(inner, params, options), { layouts: ['NHWC'] });
     if (wrapped) return wrapped;
     if (options === null || typeof options !== 'object') throw new ConvBNInputError('options', options, 'must be an object');
     const recompute = options.recompute ?? false;
@@ -212,6 +212,8 @@ class WasmLayer implements ConvBNLayer {
   private readonly engine: WasmEngine;
   private readonly ops: ConvOps;
   private readonly sizes: ReturnType<typeof tensorSizes>;
+  /** Hout * Wout. */
+  private readonly outPixels: number;
   private readonly p: ParamPtrs;
   private folded: { weight: number; bias: number } | undefined;
   private step: StepScratch | undefined;
@@ -229,6 +231,7 @@ class WasmLayer implements ConvBNLayer {
     this.options = Object.freeze({ ...options });
     this.ops = new ConvOps(c, choice, engine.runner);
     this.sizes = tensorSizes(c);
+    this.outPixels = this.sizes.y / (c.N * c.Cout);
     const heap = engine.heap;
     this.p = {
       weight: heap.alloc(this.sizes.weight * 4),
@@ -354,6 +357,27 @@ class WasmLayer implements ConvBNLayer {
     return ptr;
   }
 
+  /**
+   * x or gradY into the heap as the kernels read it, NCHW. An NHWC layer's tensor is copied in as it is
+   * (before the first await: the caller's array is read before the call returns) and transposed by a kernel job.
+   */
+  private async uploadActivation(step: StepScratch, values: Float32Array, channels: number, pixels: number): Promise<number> {
+    const raw = this.upload(step, values);
+    if (this.config.layout === 'NCHW') return raw;
+    const nchw = step.alloc(values.length * 4);
+    await this.ops.transpose(raw, nchw, this.config.N, pixels, channels);
+    step.free(raw);
+    return nchw;
+  }
+
+  /** An NCHW heap tensor in the layer's layout: itself, or (NHWC) a transposed copy the caller frees. */
+  private async inLayerLayout(step: StepScratch, ptr: number, length: number, channels: number, pixels: number): Promise<number> {
+    if (this.config.layout === 'NCHW') return ptr;
+    const out = step.alloc(length * 4);
+    await this.ops.transpose(ptr, out, this.config.N, channels, pixels);
+    return out;
+  }
+
   forward(x: Float32Array, mode: Mode, options: ForwardOptions = {}): Promise<Float32Array> {
     this.assertAlive();
     if (!this.hasParams) {
@@ -383,10 +407,10 @@ class WasmLayer implements ConvBNLayer {
     const c = this.config;
     const C = c.Cout;
     const ySize = this.sizes.y;
-    const xb = this.upload(step, x);
-    const yb = step.alloc(ySize * 4);
     let zb = 0, mean = 0, invstd = 0;
     try {
+      const xb = await this.uploadActivation(step, x, c.Cin, c.H * c.W);
+      const yb = step.alloc(ySize * 4);
       switch (mode) {
         case 'deploy': {
           const f = this.ensureFolded();
@@ -432,7 +456,9 @@ class WasmLayer implements ConvBNLayer {
           break;
         }
       }
-      const y = this.heap.copyOut(yb, ySize);
+      const yOut = await this.inLayerLayout(step, yb, ySize, C, this.outPixels);
+      const y = this.heap.copyOut(yOut, ySize);
+      if (yOut !== yb) step.free(yOut);
       if (requiresGrad) {
         const keep = [xb, zb, mean, invstd].filter((v) => v !== 0);
         step.releaseExcept(...keep);
@@ -480,24 +506,27 @@ class WasmLayer implements ConvBNLayer {
     const h = this.heap;
     const wN = this.sizes.weight;
     try {
-      const dy = this.upload(step, gradY);
+      const dy = await this.uploadActivation(step, gradY, C, this.outPixels);
       const gx = inputGrad ? step.alloc(this.sizes.x * 4) : 0;
       const gw = step.alloc(wN * 4);
       const small = step.alloc(4 * C * 4);
       const gbeta = small, ggamma = small + C * 4, gbias = small + 2 * C * 4;
       /**
        * gx, then gW (and the per-channel sums of dz into `channelSums` when set): gx is final before the
-       * weight gradient starts, so this thread copies it out while the workers begin on gW.
-       * Without inputGrad, gW alone.
+       * weight gradient starts, so this thread copies it out while the workers begin on gW. `fixGradX`
+       * rewrites gx (NCHW, in the heap) first. Without inputGrad, gW alone.
        */
-      const convGrads = async (dz: number, weight: number, scale: number, channelSums?: number): Promise<Float32Array | undefined> => {
+      const convGrads = async (dz: number, weight: number, scale: number, channelSums?: number,
+        fixGradX?: (gx: Float32Array) => void): Promise<Float32Array | undefined> => {
         if (!inputGrad) {
           await this.ops.wgrad(step, held.x, dz, gw, { channelSums });
           return undefined;
         }
         await this.ops.dgrad(step, dz, weight, scale, gx);
+        fixGradX?.(h.f32(gx, this.sizes.x));
+        const gxOut = await this.inLayerLayout(step, gx, this.sizes.x, c.Cin, c.H * c.W);
         let gradX: Float32Array | undefined;
-        await this.ops.wgrad(step, held.x, dz, gw, { channelSums, alongside: () => { gradX = h.copyOut(gx, this.sizes.x); } });
+        await this.ops.wgrad(step, held.x, dz, gw, { channelSums, alongside: () => { gradX = h.copyOut(gxOut, this.sizes.x); } });
         return gradX!;
       };
       let grads: BackwardGrads;
@@ -566,14 +595,12 @@ class WasmLayer implements ConvBNLayer {
             z, dy, dz, mean: held.mean, invstd: held.invstd, gamma: this.p.gamma, gbeta, ggamma,
           });
           if (held.recompute) step.free(z);
-          const gradX = await convGrads(dz, this.p.weight, 0);
-          const liveX = gradX && scalarInputValues(c, h.f32(held.x, this.sizes.x));
-          if (gradX && liveX) {
-            fixScalarInputGrad(c, gradX, {
-              x: liveX, gamma: h.f32(this.p.gamma, C), gradGamma: h.f32(ggamma, C),
-              invstd: new Float64Array(h.memory.buffer, held.invstd, C),
-            });
-          }
+          // The held x and gx are NCHW in the heap, whatever the layer's layout.
+          const liveX = inputGrad ? scalarInputValues(c, h.f32(held.x, this.sizes.x)) : undefined;
+          const gradX = await convGrads(dz, this.p.weight, 0, undefined, liveX && ((gx) => fixScalarInputGrad(c, gx, {
+            x: liveX, gamma: h.f32(this.p.gamma, C), gradGamma: h.f32(ggamma, C),
+            invstd: new Float64Array(h.memory.buffer, held.invstd, C),
+          })));
           const gradWeight = h.copyOut(gw, wN);
           this.fixTrainGradWeight(held, ggamma, gradWeight);
           grads = {

@@ -8,6 +8,7 @@
 export const KERNELS = [
   'pack_input', 'pack_weights', 'conv_direct4', 'conv_direct1', 'conv_scalar', 'dgrad_scalar',
   'wgrad_scalar', 'wgrad4', 'wgrad1', 'wgrad_nhwc', 'wgrad_nhwc_sum', 'wgrad_nhwc_gather', 'wgrad_nhwc_chan_sums', 'bn_train_fwd', 'bn_train_bwd', 'bn_eval_bwd', 'chan_sum',
+  'transpose_images',
 ] as const;
 export type KernelName = (typeof KERNELS)[number];
 
@@ -47,11 +48,14 @@ export const BN = {
   UPDATE: 13, DY: 14, DZ: 15, GBETA: 16, GGAMMA: 17, GBIAS: 18,
 } as const;
 
+/** transpose_images: rows x cols floats per image, RPT rows per task. */
+export const TP = { ROWS: 0, COLS: 1, SRC: 2, DST: 3, RPT: 4 } as const;
+
 /** Scratch bytes per k pair of wgrad4 (accumulators between row bands). */
 export const WG_ACC_BYTES = 192;
 
 /** Every parameter-block layout, by the name both sides use (`CV.FUSE` in the host and in the kernels). */
-const PARAM_LAYOUTS = { PK, PWT, CV, SC, WG, WN, BN } as const;
+const PARAM_LAYOUTS = { PK, PWT, CV, SC, WG, WN, BN, TP } as const;
 
 /** Slots in one parameter block: room for the largest layout. */
 export const PARAM_SLOTS = Math.max(...Object.values(PARAM_LAYOUTS).flatMap((layout) => Object.values(layout))) + 1;

@@ -3,7 +3,7 @@
  * sequences of kernel jobs: pick the path, pack, size the tasks, run.
  */
 import { outputShape, type ConvBNConfig } from '../../codegen/config.js';
-import { BN, CV, KERNELS, PARAM_SLOTS, PK, PWT, SC, WG, WG_ACC_BYTES, WN, type KernelName } from './layout.js';
+import { BN, CV, KERNELS, PARAM_SLOTS, PK, PWT, SC, TP, WG, WG_ACC_BYTES, WN, type KernelName } from './layout.js';
 import type { WasmHeap } from './heap.js';
 import type { ThreadPool } from './pool.js';
 import type { KernelChoice } from './select.js';
@@ -519,5 +519,14 @@ export class ConvOps {
   /** out[c] = sum over n and pixels of src (an output-shaped tensor). */
   async channelSums(src: number, out: number): Promise<void> {
     await this.r.run('chan_sum', this.bnInts({ [BN.DY]: src, [BN.GBETA]: out }), this.c.Cout);
+  }
+
+  /** dst[n][c][r] = src[n][r][c] for `images` images of rows x cols floats (NHWC <-> NCHW). */
+  async transpose(src: number, dst: number, images: number, rows: number, cols: number): Promise<void> {
+    // About TASKS tasks in all, each a run of whole 4-row groups (the kernel's SIMD blocks).
+    const perImage = Math.max(1, Math.min(Math.ceil(rows / 4), Math.ceil(TASKS / images)));
+    const rpt = roundUp(Math.ceil(rows / perImage), 4);
+    const chunks = Math.ceil(rows / rpt);
+    await this.r.run('transpose_images', { [TP.ROWS]: rows, [TP.COLS]: cols, [TP.SRC]: src, [TP.DST]: dst, [TP.RPT]: rpt }, images * chunks);
   }
 }

@@ -18,3 +18,4 @@ export { conv_scalar, dgrad_scalar, wgrad_scalar } from './scalar';
 export { wgrad4, wgrad1 } from './wgrad';
 export { wgrad_nhwc, wgrad_nhwc_sum, wgrad_nhwc_gather, wgrad_nhwc_chan_sums } from './wgrad-nhwc';
 export { bn_train_fwd, bn_train_bwd, bn_eval_bwd, chan_sum } from './bn';
+export { transpose_images } from './transpose';

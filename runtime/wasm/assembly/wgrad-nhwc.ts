@@ -1,6 +1,7 @@
 // @ts-nocheck  (AssemblyScript source: compiled by asc, not by tsc)
 /** Weight gradient with channels innermost (the default for dense layers), its partial sums and gather. */
 import { at, imax, imin, pi, pu } from './common';
+import { transpose4, transposeQuad } from './transpose';
 import { WN } from './slots';
 
 // ---------------------------------------------------------------------------
@@ -14,38 +15,6 @@ import { WN } from './slots';
 // scratch and sums them into its own partial gW; a second job adds the
 // partials in task order.
 // ---------------------------------------------------------------------------
-
-/** 4 columns of 4 source rows as 4 destination vectors (a 4x4 transpose), stored `dstride` bytes apart. */
-// @ts-ignore: decorator
-@inline export function transposeQuad(s0: usize, s1: usize, s2: usize, s3: usize, d: usize, dstride: usize): void {
-  const v0 = v128.load(s0), v1 = v128.load(s1), v2 = v128.load(s2), v3 = v128.load(s3);
-  const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
-  const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
-  v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
-  v128.store(d + dstride, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
-  v128.store(d + 2 * dstride, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
-  v128.store(d + 3 * dstride, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
-}
-
-/**
- * dst[c][k] = src_k[c] for 4 source rows (k = 0..3) and columns c in [0, n):
- * 4x4 SIMD transposes, then scalar columns. dst rows are `dstride` bytes apart.
- */
-export function transpose4(s0: usize, s1: usize, s2: usize, s3: usize, dst: usize, dstride: usize, n: i32): void {
-  let c = 0;
-  for (; c + 4 <= n; c += 4) {
-    const o = <usize>c << 2;
-    transposeQuad(s0 + o, s1 + o, s2 + o, s3 + o, dst + <usize>c * dstride, dstride);
-  }
-  for (; c < n; c++) {
-    const o = <usize>c << 2;
-    const d = dst + <usize>c * dstride;
-    store<f32>(d, load<f32>(s0 + o));
-    store<f32>(d, load<f32>(s1 + o), 4);
-    store<f32>(d, load<f32>(s2 + o), 8);
-    store<f32>(d, load<f32>(s3 + o), 12);
-  }
-}
 
 /** dst[c][0..7] = src_k[c] (k = 0..7: rows `plane` bytes apart) for columns c in [0, n): whole 32-byte records. */
 export function transpose8(src: usize, plane: usize, dst: usize, n: i32): void {
