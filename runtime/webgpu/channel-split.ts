@@ -160,6 +160,15 @@ export class ChannelSplitLayer implements ConvBNLayer {
     this.setParameters(mergeParams(this.host, params));
   }
 
+  /** Each chunk's running stats back to the host copy's (the values before a failed train call). */
+  private restoreRunningStats(): void {
+    const host = this.host;
+    if (!host) return;
+    for (const { chunk, layer } of this.subs) {
+      layer.updateParameters({ runningMean: this.slice(chunk, host.runningMean), runningVar: this.slice(chunk, host.runningVar) });
+    }
+  }
+
   /** Train moves each chunk's running stats: copies them into the host copy. */
   private async pullRunningStats(): Promise<void> {
     const host = this.host;
@@ -253,7 +262,14 @@ export class ChannelSplitLayer implements ConvBNLayer {
     const input = x.slice();
     return this.serial(async () => {
       const y = new Float32Array(tensorSizes(this.config).y);
-      for (const { chunk, layer } of this.subs) this.scatterY(chunk, await layer.forward(this.chunkX(chunk, input), mode, options), y);
+      try {
+        for (const { chunk, layer } of this.subs) this.scatterY(chunk, await layer.forward(this.chunkX(chunk, input), mode, options), y);
+      } catch (error) {
+        // A failed call leaves the parameters as they were: the chunks that ran before the failure (a lost
+        // device) have moved their running stats, so every chunk gets the host copy's from before the call.
+        if (mode === 'train') this.restoreRunningStats();
+        throw error;
+      }
       if (mode === 'train') await this.pullRunningStats();
       return y;
     });

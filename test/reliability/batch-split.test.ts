@@ -7,15 +7,14 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { MODES, normalizeConfig, tensorSizes, toInput, type ConvBNConfig, type ConvBNConfigInput, type Mode } from '../../codegen/config.js';
+import { MODES, normalizeConfig, tensorSizes, toInput, type ConvBNConfigInput, type Mode } from '../../codegen/config.js';
 import { ConvBNInputError } from '../../codegen/errors.js';
 import { TOLERANCE } from '../../runtime/check/compare.js';
 import { createWebGPUEngine, type WebGPUEngine } from '../../runtime/webgpu/engine.js';
 import type { BufferLimits } from '../../runtime/webgpu/limits.js';
 import type { WebGPULayer } from '../../runtime/webgpu/layer.js';
 import { ChannelSplitLayer } from '../../runtime/webgpu/channel-split.js';
-import { PERSISTENT_ROLES, STEP_ROLES, roleElements } from '../../codegen/plans.js';
-import { caseInputs, configArb, judge, limitFor, produce, reference } from './harness.js';
+import { caseInputs, channelLimitFor, configArb, judge, limitFor, produce, reference } from './harness.js';
 import { hasScalarWeights, planFor } from '../../codegen/plans.js';
 import { unsplittableStep } from '../../runtime/webgpu/split.js';
 
@@ -173,22 +172,11 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
     await expect(createWebGPUEngine({ limits: { maxBufferSize: 10 } })).rejects.toMatchObject({ field: 'limits.maxBufferSize' });
   });
 
-  // One image over the limit: split along output channels (groups 1) or whole groups.
-  /** Limits that fit one image of a chunk of 1/parts of the channels (every step buffer, its x and scratch included). */
-  function channelLimit(config: ConvBNConfig, parts: number): BufferLimits {
-    const one = normalizeConfig({ ...toInput(config), N: 1 });
-    const fixed = Math.max(...PERSISTENT_ROLES.map((r) => roleElements(r, config) * 4));
-    const units = config.groups === 1 ? config.Cout / parts : config.groups / parts;
-    const chunkOne = normalizeConfig(config.groups === 1 ? { ...toInput(one), Cout: units }
-      : { ...toInput(one), Cin: units * (config.Cin / config.groups), Cout: units * (config.Cout / config.groups), groups: units });
-    const perChunk = Math.max(...STEP_ROLES.map((r) => roleElements(r, chunkOne) * 4));
-    const bytes = Math.max(16, fixed, perChunk);
-    return { maxStorageBufferBindingSize: bytes, maxBufferSize: bytes };
-  }
+  // One image over the limit: split along output channels (groups 1) or whole groups (channelLimitFor).
 
   async function checkChannelSplit(input: ConvBNConfigInput, parts: number, seed: number, modes: readonly Mode[]): Promise<void> {
     const config = normalizeConfig(input);
-    const engine = await splitEngine(channelLimit(config, parts));
+    const engine = await splitEngine(channelLimitFor(config, parts));
     const probe = engine.createLayer(config);
     expect(probe, 'one image must be over the limit').toBeInstanceOf(ChannelSplitLayer);
     const sizes = (probe as ChannelSplitLayer).channelChunkSizes();
@@ -224,7 +212,7 @@ describe('webgpu: layers over the buffer limits are split along the batch', () =
     const byChannel = normalizeConfig({ N: 2, Cin: 2, Cout: 6, H: 6, W: 5, kernel: 3, padding: 1 });
     const layers = [
       (await splitEngine(limitFor(byBatch, 2))).createLayer(byBatch, caseInputs(byBatch, 5).params),
-      (await splitEngine(channelLimit(byChannel, 3))).createLayer(byChannel, caseInputs(byChannel, 6).params),
+      (await splitEngine(channelLimitFor(byChannel, 3))).createLayer(byChannel, caseInputs(byChannel, 6).params),
     ];
     expect(layers[1]).toBeInstanceOf(ChannelSplitLayer);
     for (const [k, layer] of layers.entries()) {

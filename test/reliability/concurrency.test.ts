@@ -9,7 +9,8 @@ import { normalizeConfig, type ConvBNConfigInput, type Mode } from '../../codege
 import type { BackendName, ConvBNGrads, Engine } from '../../runtime/types.js';
 import { createWebGPUEngine } from '../../runtime/webgpu/engine.js';
 import type { WebGPULayer } from '../../runtime/webgpu/layer.js';
-import { backendsUnderTest, caseInputs, judge, limitFor, openEngine, reference } from './harness.js';
+import { ChannelSplitLayer } from '../../runtime/webgpu/channel-split.js';
+import { backendsUnderTest, caseInputs, channelLimitFor, judge, limitFor, openEngine, reference } from './harness.js';
 
 const WORK: { config: ConvBNConfigInput; mode: Mode; recompute?: boolean }[] = [
   { config: { N: 2, Cin: 3, Cout: 4, H: 6, W: 5, kernel: 3, padding: 1 }, mode: 'train' },
@@ -23,9 +24,9 @@ const STEPS = 3;
 type Trace = (Float32Array | ConvBNGrads | Record<string, unknown>)[];
 
 /** Each layer's steps, awaited one by one (the serial baseline). */
-async function serial(engine: Engine): Promise<Trace[]> {
+async function serial(engine: Engine, work = WORK): Promise<Trace[]> {
   const traces: Trace[] = [];
-  for (const [i, w] of WORK.entries()) {
+  for (const [i, w] of work.entries()) {
     const config = normalizeConfig(w.config);
     const data = caseInputs(config, 100 + i);
     const layer = engine.createLayer(config, data.params, { recompute: w.recompute ?? false });
@@ -42,8 +43,8 @@ async function serial(engine: Engine): Promise<Trace[]> {
 }
 
 /** The same work with every call of every layer issued before any is awaited, inputs clobbered after each call. */
-async function concurrent(engine: Engine): Promise<Trace[]> {
-  return Promise.all(WORK.map(async (w, i) => {
+async function concurrent(engine: Engine, work = WORK): Promise<Trace[]> {
+  return Promise.all(work.map(async (w, i) => {
     const config = normalizeConfig(w.config);
     const data = caseInputs(config, 100 + i);
     const layer = engine.createLayer(config, data.params, { recompute: w.recompute ?? false });
@@ -95,6 +96,37 @@ describe('webgpu: concurrent calls on batch-split layers equal serial ones', () 
     const a = await serial(engine);
     const b = await concurrent(engine);
     expect(b).toEqual(a);
+    expect(engine.uncapturedErrors).toEqual([]);
+    engine.destroy();
+  }, 60_000);
+});
+
+describe('webgpu: concurrent calls on channel-split layers equal serial ones', () => {
+  test('layers split along output channels and along groups, in flight with a plain one', async () => {
+    // One image of the first two layers is over the limit: they split into channel (groups) chunks, each
+    // split along the batch too; the third fits.
+    const work: typeof WORK = [
+      { config: { N: 2, Cin: 2, Cout: 6, H: 6, W: 5, kernel: 3, padding: 1 }, mode: 'train' },
+      { config: { N: 2, Cin: 4, Cout: 4, H: 6, W: 5, kernel: 3, padding: 1, groups: 2 }, mode: 'tune' },
+      { config: { N: 1, Cin: 2, Cout: 2, H: 3, W: 3, kernel: 1 }, mode: 'eval' },
+    ];
+    const limits = channelLimitFor(normalizeConfig(work[0].config), 3);
+    const engine = await createWebGPUEngine({ limits });
+    const kinds = work.map((w) => {
+      const probe = engine.createLayer(w.config);
+      const split = probe instanceof ChannelSplitLayer;
+      probe.destroy();
+      return split;
+    });
+    expect(kinds).toEqual([true, true, false]);
+    const a = await serial(engine, work);
+    const b = await concurrent(engine, work);
+    expect(b).toEqual(a);
+    for (const [i, w] of work.entries()) {
+      const config = normalizeConfig(w.config);
+      const expected = reference(config, caseInputs(config, 100 + i), w.mode);
+      expect(judge({ y: a[i][0] as Float32Array }, { y: expected.y }).pass).toBe(true);
+    }
     expect(engine.uncapturedErrors).toEqual([]);
     engine.destroy();
   }, 60_000);

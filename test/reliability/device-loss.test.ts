@@ -13,7 +13,8 @@ import { acquireDevice, NoWebGPUError } from '../../runtime/webgpu/device.js';
 import { createWebGPUEngine, type WebGPUEngine } from '../../runtime/webgpu/engine.js';
 import { DeviceLostError } from '../../runtime/webgpu/lost.js';
 import type { WebGPULayer } from '../../runtime/webgpu/layer.js';
-import { backendsUnderTest, caseInputs, judge, limitFor, produceOn, reference, type CaseInputs } from './harness.js';
+import { ChannelSplitLayer } from '../../runtime/webgpu/channel-split.js';
+import { backendsUnderTest, caseInputs, channelLimitFor, judge, limitFor, produceOn, reference, type CaseInputs } from './harness.js';
 
 const tally = { faults: 0, recovered: 0, fellBack: 0 };
 
@@ -154,6 +155,31 @@ describe('webgpu: the device is lost mid-call', () => {
     tally.recovered++;
   });
 
+  // One image over the limit: the layer is split along output channels, each chunk along the batch.
+  const wide = normalizeConfig({ N: 2, Cin: 2, Cout: 6, H: 6, W: 5, kernel: 3, padding: 1, momentum: 0.3 });
+  const wideData = caseInputs(wide, 79);
+
+  test('a channel-split layer: the device goes during its train forward, then its backward; each rejects, the next step is right', async () => {
+    const e = await engine({ limits: channelLimitFor(wide, 3) });
+    const layer = e.createLayer(wide, wideData.params);
+    expect(layer).toBeInstanceOf(ChannelSplitLayer);
+    await layer.forward(wideData.x, 'train');
+    await layer.backward(wideData.gradY);
+    const before = await layer.getParameters();
+    // The second submission: some chunks have run, others not, when the device goes.
+    loseDeviceAfterSubmit(e, 2);
+    expectLost((await settles(layer.forward(wideData.x, 'train'))).error, 'forward');
+    expect(await layer.getParameters()).toEqual(before);
+    await expectCorrectStep(layer, wide, wideData, 'train', before);
+    tally.recovered++;
+    const now = await layer.getParameters();
+    await layer.forward(wideData.x, 'tune');
+    loseDeviceAfterSubmit(e, 2);
+    expectLost((await settles(layer.backward(wideData.gradY))).error, 'backward');
+    await expectCorrectStep(layer, wide, wideData, 'tune', now);
+    tally.recovered++;
+  }, 60_000);
+
   test('several layers in flight when the device goes: all reject, all recover', async () => {
     const e = await engine();
     const layers = [0, 1, 2].map(() => e.createLayer(config, data.params));
@@ -169,27 +195,45 @@ describe('webgpu: the device is lost mid-call', () => {
   });
 
   const wasmAvailable = backendsUnderTest().includes('wasm');
-  test.runIf(wasmAvailable)('no adapter comes back: the layers fall back to WASM with their parameters, results still right', async () => {
+
+  /**
+   * An engine whose adapter does not come back after a loss, a layer of `c` on it trained one step, then the
+   * device lost during the next train forward: that call rejects, and the step after it is right (on WASM).
+   */
+  async function fallBackAfterTrainStep(options: object, c: ConvBNConfig, inputs: CaseInputs): Promise<{ e: WebGPUEngine; layer: ConvBNLayer }> {
     let acquisitions = 0;
     const e = await engine({
+      ...options,
       acquire: async () => {
         if (acquisitions++ === 0) return acquireDevice();
         throw new NoWebGPUError('injected: the adapter did not come back');
       },
     });
-    const layer = e.createLayer(config, data.params);
-    await layer.forward(data.x, 'train');
-    await layer.backward(data.gradY);
+    const layer = e.createLayer(c, inputs.params);
+    await layer.forward(inputs.x, 'train');
+    await layer.backward(inputs.gradY);
     const trained = await layer.getParameters();
     loseDeviceAfterSubmit(e);
-    expectLost((await settles(layer.forward(data.x, 'train'))).error, 'forward');
-    await expectCorrectStep(layer, config, data, 'train', trained);
+    expectLost((await settles(layer.forward(inputs.x, 'train'))).error, 'forward');
+    await expectCorrectStep(layer, c, inputs, 'train', trained);
+    return { e, layer };
+  }
+  test.runIf(wasmAvailable)('no adapter comes back: the layers fall back to WASM with their parameters, results still right', async () => {
+    const { e, layer } = await fallBackAfterTrainStep({}, config, data);
     expect(layer.backend).toBe('wasm');
     expect(e.backend).toBe('wasm');
     expect(e.description).toMatch(/fallback/);
     // New layers on the engine run on WASM too.
     const fresh = e.createLayer(config, data.params);
     await expectCorrectStep(fresh, config, data, 'deploy', data.params);
+    tally.fellBack++;
+  });
+
+  test.runIf(wasmAvailable)('no adapter comes back: a channel-split layer falls back to WASM with its trained parameters', async () => {
+    const { layer } = await fallBackAfterTrainStep({ limits: channelLimitFor(wide, 3) }, wide, wideData);
+    expect(layer).toBeInstanceOf(ChannelSplitLayer);
+    expect(layer.backend).toBe('wasm');
+    await expectCorrectStep(layer, wide, wideData, 'eval', await layer.getParameters());
     tally.fellBack++;
   });
 });

@@ -136,6 +136,18 @@ export function limitFor(c: ConvBNConfig, images: number): BufferLimits {
   return { maxStorageBufferBindingSize: bytes, maxBufferSize: bytes };
 }
 
+/** Limits that fit one image of a chunk of 1/parts of the output channels (groups 1) or groups: one image is over them. */
+export function channelLimitFor(config: ConvBNConfig, parts: number): BufferLimits {
+  const one = normalizeConfig({ ...toInput(config), N: 1 });
+  const fixed = Math.max(...PERSISTENT_ROLES.map((r) => roleElements(r, config) * 4));
+  const units = config.groups === 1 ? config.Cout / parts : config.groups / parts;
+  const chunkOne = normalizeConfig(config.groups === 1 ? { ...toInput(one), Cout: units }
+    : { ...toInput(one), Cin: units * (config.Cin / config.groups), Cout: units * (config.Cout / config.groups), groups: units });
+  const perChunk = Math.max(...STEP_ROLES.map((r) => roleElements(r, chunkOne) * 4));
+  const bytes = Math.max(16, fixed, perChunk);
+  return { maxStorageBufferBindingSize: bytes, maxBufferSize: bytes };
+}
+
 // ---------------------------------------------------------------------------
 // One case
 
