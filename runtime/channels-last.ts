@@ -1,8 +1,8 @@
 /**
- * NHWC (channels-last) layers on the host, for any backend (WebGPU; WASM with a padding mode, whose pad
- * reads NCHW; WASM's own layers transpose in their heap otherwise): the kernels read NCHW, so x and gradY
- * are transposed on the way in and y and gradX on the way out, around the layer of nchwConfig(config).
- * Transposes move values without arithmetic: results are those of the NCHW layer, bit for bit.
+ * NHWC (channels-last) layers on the host, for a backend whose layers take NCHW only (WebGPU; WASM's
+ * own layers transpose in their heap): the kernels read NCHW, so x and gradY are transposed on the way
+ * in and y and gradX on the way out, around the layer of nchwConfig(config). Transposes move values
+ * without arithmetic: results are those of the NCHW layer, bit for bit.
  */
 import { nchwConfig, outputShape, type ConvBNConfig } from '../codegen/config.js';
 import type { ConvBNLayer } from './types.js';

@@ -1,6 +1,6 @@
 /**
- * Configs the kernels do not read as they are (NHWC tensors, padding modes other than zeros) run as a
- * wrapper around a layer of the config they do read: one place decides, for every backend.
+ * Configs a backend's layers do not take as they are (padding modes other than zeros; NHWC tensors on
+ * WebGPU) run as a wrapper around a layer of a config they do take: one place decides, for every backend.
  */
 import type { ConvBNConfig, Layout } from '../codegen/config.js';
 import { ChannelsLastLayer } from './channels-last.js';
@@ -15,12 +15,11 @@ export interface NativeSupport {
 
 /**
  * The wrapper for `c`, its inner layer made by `create`; undefined when the backend's layer takes `c` as it is.
- * Outermost first: the layout's host transposes, then the padding mode's pad of the NCHW x (a native layout
- * is only taken with zero padding, since the pad reads NCHW).
+ * Outermost first: the padding mode's pad (in either layout), then, for a layout the backend does not take
+ * itself, the host transposes.
  */
 export function wrapperFor(c: ConvBNConfig, create: (inner: ConvBNConfig) => ConvBNLayer, native: NativeSupport = {}): ConvBNLayer | undefined {
-  const nativeLayout = c.layout === 'NCHW' || (c.paddingMode === 'zeros' && (native.layouts ?? []).includes(c.layout));
-  if (!nativeLayout) return new ChannelsLastLayer(c, create);
   if (c.paddingMode !== 'zeros') return new PaddingModeLayer(c, create);
+  if (c.layout !== 'NCHW' && !(native.layouts ?? []).includes(c.layout)) return new ChannelsLastLayer(c, create);
   return undefined;
 }

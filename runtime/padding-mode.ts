@@ -1,8 +1,8 @@
 /**
  * Padding modes other than zeros (PyTorch's Conv2d `padding_mode`: reflect, replicate, circular), on
- * any backend: as PyTorch does, x is padded first and the layer of `prePaddedConfig` (no padding of
- * its own) runs on it. Its input gradient is folded back: each padded position's gradient is added to
- * the input position it copied.
+ * any backend and in either layout: as PyTorch does, x is padded first and the layer of `prePaddedConfig`
+ * (no padding of its own, the same layout) runs on it. Its input gradient is folded back: each padded
+ * position's gradient is added to the input position it copied.
  */
 import { prePaddedConfig, type ConvBNConfig, type PaddingMode } from '../codegen/config.js';
 import type { ConvBNLayer } from './types.js';
@@ -34,19 +34,31 @@ export class PaddingModeLayer extends WrappedLayer {
     this.cols = paddedSources(config.W, config.padLeft, config.padRight, config.paddingMode);
   }
 
-  /** x padded: every padded position holds the input value it copies. */
+  /**
+   * The tensor as planes of H x W positions of `inner` values each: NCHW, N * Cin planes of single
+   * values; NHWC, N planes of Cin values per position. Padding copies and folds whole positions.
+   */
+  private planes(): { planes: number; inner: number } {
+    const { N, Cin, layout } = this.config;
+    return layout === 'NHWC' ? { planes: N, inner: Cin } : { planes: N * Cin, inner: 1 };
+  }
+
+  /** x padded: every padded position holds the input values it copies. */
   protected xToInner(x: Float32Array): Float32Array {
     const { H, W } = this.config;
+    const { planes, inner } = this.planes();
     const rows = this.rows;
     const cols = this.cols;
     const Wp = cols.length;
-    const planes = this.config.N * this.config.Cin;
-    const out = new Float32Array(planes * rows.length * Wp);
+    const out = new Float32Array(planes * rows.length * Wp * inner);
     for (let plane = 0, o = 0; plane < planes; plane++) {
       const base = plane * H * W;
       for (let r = 0; r < rows.length; r++) {
         const row = base + rows[r] * W;
-        for (let j = 0; j < Wp; j++) out[o++] = x[row + cols[j]];
+        for (let j = 0; j < Wp; j++, o += inner) {
+          const from = (row + cols[j]) * inner;
+          for (let k = 0; k < inner; k++) out[o + k] = x[from + k];
+        }
       }
     }
     return out;
@@ -55,19 +67,23 @@ export class PaddingModeLayer extends WrappedLayer {
   /** The padded input's gradient summed onto the positions each padded value copied (in float64). */
   protected gradXFromInner(gradPadded: Float32Array): Float32Array {
     const { H, W } = this.config;
+    const { planes, inner } = this.planes();
     const rows = this.rows;
     const cols = this.cols;
     const Wp = cols.length;
-    const planes = this.config.N * this.config.Cin;
-    const sum = new Float64Array(H * W);
-    const gradX = new Float32Array(planes * H * W);
+    const size = H * W * inner;
+    const sum = new Float64Array(size);
+    const gradX = new Float32Array(planes * size);
     for (let plane = 0, i = 0; plane < planes; plane++) {
       sum.fill(0);
       for (let r = 0; r < rows.length; r++) {
         const row = rows[r] * W;
-        for (let j = 0; j < Wp; j++) sum[row + cols[j]] += gradPadded[i++];
+        for (let j = 0; j < Wp; j++, i += inner) {
+          const to = (row + cols[j]) * inner;
+          for (let k = 0; k < inner; k++) sum[to + k] += gradPadded[i + k];
+        }
       }
-      gradX.set(sum, plane * H * W);
+      gradX.set(sum, plane * size);
     }
     return gradX;
   }

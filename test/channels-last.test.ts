@@ -183,13 +183,16 @@ for (const backend of backendsUnderTest()) {
       nchw.destroy();
     });
 
-    test('the layer: a wrapper of the NCHW layer; x and gradY checked at their own size; inputGrad false; memory', async () => {
+    test('with a padding mode: the pad in NHWC, then the NHWC layer; x and gradY checked at their own size; inputGrad false; memory', async () => {
       const engine = engineOf();
       const c = normalizeConfig({ N: 2, Cin: 2, Cout: 3, H: 4, W: 5, kernel: 3, padding: 1, layout: 'NHWC', paddingMode: 'replicate' });
       const inputs = caseInputs(c, 8);
       const layer = engine.createLayer(c, inputs.params);
-      expect(layer).toBeInstanceOf(ChannelsLastLayer);
-      expect((layer as ChannelsLastLayer).inner).toBeInstanceOf(PaddingModeLayer);
+      // Outermost the pad, which reads NHWC; inside it the pre-padded NHWC layer: WASM's own, WebGPU's behind host transposes.
+      expect(layer).toBeInstanceOf(PaddingModeLayer);
+      const padded = (layer as PaddingModeLayer).inner;
+      expect(padded.config.layout).toBe('NHWC');
+      expect(padded instanceof ChannelsLastLayer).toBe(backend !== 'wasm');
       expect(layer.config).toEqual(c);
       expect(layer.backend).toBe(backend);
       expect(() => layer.forward(new Float32Array(tensorSizes(c).x + 1), 'tune')).toThrow(/x\.length = 81 is invalid: must be 80/);
