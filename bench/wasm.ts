@@ -159,6 +159,14 @@ async function stepBreakdown(layer: ConvBNLayer, x: Float32Array, gy: Float32Arr
     Record<'forward' | 'forwardConv' | 'backward' | 'dgrad' | 'wgrad' | 'wgradCore' | 'sums', number>;
 }
 
+/** A tune-mode training step of `layer` on x and gy: forward, then every gradient (gradX unless `inputGrad` is false). */
+function tuneStep(layer: ConvBNLayer, x: Float32Array, gy: Float32Array, inputGrad = true): Fn {
+  return async () => {
+    await layer.forward(x, 'tune');
+    return layer.backward(gy, { inputGrad });
+  };
+}
+
 /** Layers whose backward takes the strided dgrad: their tune-mode step with it, with the zero-inserted one, and without gradX. */
 const STRIDED_STEP_LAYERS = ['b', 'g'];
 
@@ -173,16 +181,12 @@ async function stridedStepRow(
 ): Promise<string> {
   const phases = engine.createLayer(c, p);
   const zeros = engine.createLayer(c, p, { kernels: { dgradPhases: false } });
-  const step = (layer: ConvBNLayer, inputGrad: boolean) => async () => {
-    await layer.forward(x, 'tune');
-    return layer.backward(gy, { inputGrad });
-  };
   try {
     const t = await interleaved({
       forward: () => phases.forward(x, 'tune', { requiresGrad: false }),
-      phases: step(phases, true),
-      zeros: step(zeros, true),
-      noGradX: step(phases, false),
+      phases: tuneStep(phases, x, gy),
+      zeros: tuneStep(zeros, x, gy),
+      noGradX: tuneStep(phases, x, gy, false),
     }, rounds, iterations, SETTLE);
     const f = t.forward.median;
     const vs = (s: Stat) => `${cell(s)} | ${(s.median / f).toFixed(2)}x`;
@@ -203,16 +207,12 @@ async function layoutRows(
 ): Promise<string[]> {
   const nchw = engine.createLayer(c, p);
   const nhwc = engine.createLayer({ ...toInput(c), layout: 'NHWC' }, p);
-  const step = (layer: ConvBNLayer) => async () => {
-    await layer.forward(x, 'tune');
-    return layer.backward(gy);
-  };
   try {
     const t = await interleaved({
       forwardNchw: () => nchw.forward(x, 'tune', { requiresGrad: false }),
       forwardNhwc: () => nhwc.forward(x, 'tune', { requiresGrad: false }),
-      stepNchw: step(nchw),
-      stepNhwc: step(nhwc),
+      stepNchw: tuneStep(nchw, x, gy),
+      stepNhwc: tuneStep(nhwc, x, gy),
     }, rounds, iterations, SETTLE);
     const vs = (a: Stat, b: Stat) => `${(a.median / b.median).toFixed(2)}x`;
     return [
@@ -250,10 +250,7 @@ async function cpuTimeSection(layers: [string, ConvBNConfig][], runs: number): P
       if (key === 'a') {
         const y = await layer.forward(x, 'tune', { requiresGrad: false });
         const gy = Float32Array.from({ length: y.length }, r);
-        const step = await cpuMedian(async () => {
-          await layer.forward(x, 'tune');
-          return layer.backward(gy);
-        }, runs);
+        const step = await cpuMedian(tuneStep(layer, x, gy), runs);
         train = `Training step (tune, layer a), one thread, CPU time: forward ${fmt(fwd)} ms, step ${fmt(step)} ms, ` +
           `**${(step / fwd).toFixed(2)}x**.`;
       }
@@ -332,10 +329,7 @@ export async function runWasmBench(opts: { quick?: boolean } = {}): Promise<{ ti
         const gy = Float32Array.from({ length: ours.length }, r);
         const t = await interleaved({
           forward: () => layer.forward(x, 'tune', { requiresGrad: false }),
-          step: async () => {
-            await layer.forward(x, 'tune');
-            return layer.backward(gy);
-          },
+          step: tuneStep(layer, x, gy),
         }, rounds, iterations, SETTLE);
         await layer.forward(x, 'tune');
         await layer.backward(gy);
